@@ -1,0 +1,15 @@
+"""The HTTP API: blueprints and JSON errors."""
+from flask import current_app
+
+
+def runtime():
+    """The service's Runtime (database, queue, pool, ...)."""
+    return current_app.extensions["docproc"]
+
+
+def init_app(app) -> None:
+    from . import batches, errors, health, tasks
+
+    errors.init_app(app)
+    for module in (tasks, batches, health):
+        app.register_blueprint(module.bp)

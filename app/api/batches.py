@@ -1,0 +1,48 @@
+"""Batches: many files in one request, one task each."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from .. import intake
+from ..auth import current_tenant
+from ..errors import BadInput
+from ..models import TERMINAL, TaskStatus, iso, task_to_dict
+from . import runtime
+
+bp = Blueprint("batches", __name__, url_prefix="/api")
+
+
+@bp.post("/batches")
+def create_batch():
+    rt = runtime()
+    if not rt.accepting:
+        raise BadInput(503, "shutting_down", "the service is shutting down", {"Retry-After": "10"})
+    sub = intake.parse_request(request)
+    task_ids, batch_id = intake.submit(sub, tenant=current_tenant(), rt=rt, batch=True)
+    response = jsonify({"id": batch_id, "type": sub.type, "task_ids": task_ids})
+    response.status_code = 202
+    response.headers["Location"] = f"/api/batches/{batch_id}"
+    return response
+
+
+@bp.get("/batches/<batch_id>")
+def get_batch(batch_id: str):
+    if not intake.is_uuid(batch_id):
+        raise BadInput(404, "not_found", "no such batch")
+    batch, rows = runtime().db.batch_tasks(batch_id, current_tenant())
+    if batch is None:
+        raise BadInput(404, "not_found", "no such batch")
+    counts = {s.value: 0 for s in TaskStatus}
+    for r in rows:
+        counts[r["status"]] += 1
+    finished = sum(counts[s.value] for s in TERMINAL)
+    return jsonify({
+        "id": batch_id,
+        "type": batch["type"],
+        "created_at": iso(batch["created_at"]),
+        "total": len(rows),
+        "counts": counts,
+        "done": finished == len(rows),
+        "progress": round(sum(r["progress"] for r in rows) / len(rows), 4) if rows else 1.0,
+        "tasks": [task_to_dict(r) for r in rows],
+    })

@@ -1,0 +1,47 @@
+"""Health and statistics."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from ..auth import current_tenant
+from . import runtime
+
+bp = Blueprint("health", __name__, url_prefix="/api")
+
+
+@bp.get("/health")
+def health():
+    rt = runtime()
+    alive = rt.pool.alive()
+    expected = rt.settings.effective_workers
+    try:
+        version = rt.ocr_engine.version()
+    except Exception:  # reported, not raised: health must answer even when tesseract is gone
+        version = None
+    ok = alive == expected and version is not None and rt.accepting
+    body = {
+        "status": "ok" if ok else "degraded",
+        "accepting": rt.accepting,
+        "workers": {"alive": alive, "expected": expected},
+        "queue_depth": rt.queue.depth(),
+        "tesseract": version,
+        "extractor": rt.extractor.name,
+    }
+    return jsonify(body), (200 if ok else 503)
+
+
+@bp.get("/stats")
+def stats():
+    rt = runtime()
+    s = rt.db.stats(current_tenant())
+    busy = rt.pool.busy()
+    return jsonify({
+        "tasks": s["counts"],
+        "workers": {"total": rt.settings.effective_workers, "busy": busy,
+                    "idle": max(rt.settings.effective_workers - busy, 0)},
+        "ocr": {"slots": rt.ocr_pool.concurrency, "busy": rt.ocr_pool.busy, "pages_waiting": rt.ocr_pool.pending_pages()},
+        "queue_depth": rt.queue.depth(),
+        "mean_wait_seconds": s["mean_wait_seconds"],
+        "mean_run_seconds": s["mean_run_seconds"],
+        "uptime_seconds": round(rt.clock() - rt.started_at, 1),
+    })

@@ -1,0 +1,262 @@
+"""Turning a request into stored files plus task rows, or a clear client error."""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import re
+import uuid
+from dataclasses import dataclass, field
+
+from . import ocr
+from .db import NewTask
+from .errors import BadInput
+from .models import TASK_TYPES
+from .strategies import allowed_options, required_options
+from .webhooks import check_callback_url
+
+logger = logging.getLogger(__name__)
+
+RESULT_VERSION = 1  # bump when a strategy's result changes, so the cache does not serve old shapes
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_NOT_HASHED = ("no_cache", "callback_url")
+
+
+def is_uuid(value) -> bool:
+    return isinstance(value, str) and bool(_UUID.match(value))
+
+
+@dataclass
+class Upload:
+    data: bytes
+    name: str
+
+
+@dataclass
+class Submission:
+    """A parsed request, before any file is stored."""
+
+    type: str
+    priority: int
+    options: dict
+    uploads: list[Upload] = field(default_factory=list)
+
+
+# -- parsing ---------------------------------------------------------------------------
+def parse_request(request, fixed_type: str | None = None) -> Submission:
+    """Read type, priority, options and files from multipart/form-data or JSON."""
+    mimetype = request.mimetype
+    if mimetype == "application/json":
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise BadInput(400, "invalid_json", "the body is not a JSON object")
+        uploads = _decode_images(body.get("images"))
+        return Submission(
+            type=_parse_type(fixed_type or body.get("type")),
+            priority=_parse_priority(body.get("priority", 5)),
+            options=_parse_options(body.get("options", {})),
+            uploads=uploads,
+        )
+    if mimetype == "multipart/form-data":
+        if not request.mimetype_params.get("boundary"):
+            raise BadInput(400, "malformed_multipart", "multipart/form-data without a boundary")
+        form, files = request.form, request.files
+        raw_options = form.get("options")
+        if raw_options is None:
+            options = {}
+        else:
+            try:
+                options = json.loads(raw_options)
+            except ValueError:
+                raise BadInput(400, "invalid_options", "options is not valid JSON") from None
+        uploads = [Upload(f.read(), _display_name(f.filename)) for key in files for f in files.getlist(key)]
+        if not uploads and request.content_length and not form:
+            raise BadInput(400, "malformed_multipart", "the multipart body could not be parsed")
+        return Submission(
+            type=_parse_type(fixed_type or form.get("type")),
+            priority=_parse_priority(form.get("priority", 5)),
+            options=_parse_options(options),
+            uploads=uploads,
+        )
+    raise BadInput(415, "unsupported_content_type", "send multipart/form-data or application/json")
+
+
+def _parse_type(value) -> str:
+    if value in (None, ""):
+        raise BadInput(400, "missing_field", "the field 'type' is required")
+    if value not in TASK_TYPES:
+        raise BadInput(400, "unknown_type", f"unknown task type {value!r}; use one of {', '.join(TASK_TYPES)}")
+    return value
+
+
+def _parse_priority(value) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        priority = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        priority = int(value)
+    else:
+        priority = -1
+    if not 0 <= priority <= 9:
+        raise BadInput(400, "invalid_priority", "priority must be an integer from 0 to 9")
+    return priority
+
+
+def _parse_options(value) -> dict:
+    if not isinstance(value, dict):
+        raise BadInput(400, "invalid_options", "options must be a JSON object")
+    return value
+
+
+def _decode_images(images) -> list[Upload]:
+    if images is None:
+        return []
+    if not isinstance(images, list) or not all(isinstance(i, str) for i in images):
+        raise BadInput(400, "invalid_images", "images must be a list of base64 strings")
+    uploads = []
+    for n, text in enumerate(images):
+        if text.startswith("data:") and "," in text:
+            text = text.split(",", 1)[1]
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadInput(400, "invalid_base64", f"images[{n}] is not valid base64") from None
+        uploads.append(Upload(data, f"image-{n + 1}"))
+    return uploads
+
+
+def _display_name(filename: str | None) -> str:
+    """A label for people only: no directories, no control characters; never used as a path."""
+    name = re.split(r"[\\/]", filename or "")[-1]
+    name = "".join(ch for ch in name if ch.isprintable())[:120]
+    return name or "upload"
+
+
+# -- checking ----------------------------------------------------------------------------
+def check_options(sub: Submission, *, languages, tenant: str, db, settings) -> None:
+    """Options must be known for the type and valid; library ids must be this tenant's."""
+    allowed = allowed_options(sub.type)
+    for key in sub.options:
+        if key not in allowed:
+            raise BadInput(400, "unknown_option", f"unknown option {key!r} for type {sub.type}; known: {', '.join(sorted(allowed))}")
+    for key in required_options(sub.type):
+        if key not in sub.options:
+            raise BadInput(400, "missing_option", f"options.{key} is required for type {sub.type}")
+    opts = sub.options
+    if "lang" in opts:
+        lang = opts["lang"]
+        if not isinstance(lang, str) or not lang or any(part not in languages for part in lang.split("+")):
+            raise BadInput(400, "unsupported_language",
+                           f"language {lang!r} is not installed; available: {', '.join(sorted(languages))}")
+    if "no_cache" in opts and not isinstance(opts["no_cache"], bool):
+        raise BadInput(400, "invalid_options", "options.no_cache must be true or false")
+    if "callback_url" in opts:
+        check_callback_url(opts["callback_url"], allow_private=settings.allow_private_callbacks)
+    if "library" in opts:
+        _check_library(opts["library"], tenant, db)
+
+
+def _check_library(library, tenant: str, db) -> None:
+    if not isinstance(library, list) or not library:
+        raise BadInput(400, "invalid_library", "options.library must be a non-empty list")
+    ids = []
+    for n, ref in enumerate(library):
+        if isinstance(ref, str):
+            if not is_uuid(ref):
+                raise BadInput(400, "unknown_library_task", f"library[{n}] is not a task id")
+            ids.append(ref)
+        elif isinstance(ref, dict) and set(ref) == {"kv"} and isinstance(ref["kv"], dict) and all(
+            isinstance(k, str) and isinstance(v, (str, int, float)) and not isinstance(v, bool) for k, v in ref["kv"].items()
+        ):
+            continue
+        else:
+            raise BadInput(400, "invalid_library", f"library[{n}] must be a task id or {{\"kv\": {{name: value}}}}")
+    found = db.completed_results(ids, tenant)
+    for task_id in ids:
+        row = found.get(task_id)
+        if row is None:
+            raise BadInput(400, "unknown_library_task", f"library task {task_id} does not exist")
+        if row["status"] != "completed" or row["type"] not in ("document", "form"):
+            raise BadInput(400, "library_task_not_usable", f"library task {task_id} is not a completed document or form task")
+
+
+def inspect_uploads(uploads: list[Upload], settings, *, max_files: int) -> list[dict]:
+    """Validate every file (type, pixels, pages); the file records the task input keeps."""
+    if not uploads:
+        raise BadInput(400, "no_file", "at least one file is required")
+    if len(uploads) > max_files:
+        raise BadInput(413, "too_many_files", f"at most {max_files} files per request")
+    records = []
+    for up in uploads:
+        info = ocr.inspect_upload(up.data, max_pixels=settings.max_pixels, max_pages=settings.max_pages)
+        records.append({"name": up.name, "media_type": info.media_type, "pages": info.pages, "size": len(up.data)})
+    return records
+
+
+def content_hash(task_type: str, file_hashes: list[str], options: dict, extractor_name: str) -> str:
+    """What makes two tasks the same work: files, type, options that matter, extractor."""
+    key = {
+        "v": RESULT_VERSION,
+        "type": task_type,
+        "files": file_hashes,
+        "options": {k: v for k, v in options.items() if k not in _NOT_HASHED},
+        "extractor": extractor_name,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+# -- storing -----------------------------------------------------------------------------
+def submit(sub: Submission, *, tenant: str, rt, batch: bool = False) -> tuple[list[str], str | None]:
+    """Store files and rows for a checked submission; returns (task ids, batch id)."""
+    settings, db, store = rt.settings, rt.db, rt.store
+    check_options(sub, languages=rt.ocr_engine.languages(), tenant=tenant, db=db, settings=settings)
+    records = inspect_uploads(sub.uploads, settings, max_files=settings.max_batch_files if batch else settings.max_files)
+    if not batch and sum(r["pages"] for r in records) > settings.max_pages:
+        raise BadInput(413, "too_many_pages", f"at most {settings.max_pages} pages per task")
+    groups = [[i] for i in range(len(records))] if batch else [list(range(len(records)))]
+    limits = admission_limits(settings)
+    _admit(db.pending_counts(tenant), len(groups), limits)  # cheap early answer, before any write
+    batch_id = str(uuid.uuid4()) if batch else None
+    now = rt.clock()
+    with store.staged([u.data for u in sub.uploads], db.file_is_referenced) as hashes:
+        tasks = []
+        for group in groups:
+            file_hashes = [hashes[i] for i in group]
+            chash = content_hash(sub.type, file_hashes, sub.options, rt.extractor.name)
+            cached = None if sub.options.get("no_cache") else db.cached_result(tenant, chash)
+            if cached is not None:
+                cached = {**cached, "cached": True}
+            files = [{**records[i], "sha256": hashes[i]} for i in group]
+            tasks.append(NewTask(
+                id=str(uuid.uuid4()), tenant=tenant, type=sub.type, priority=sub.priority,
+                input={"files": files, "options": sub.options}, file_hashes=file_hashes,
+                content_hash=chash, batch_id=batch_id, cached_result=cached,
+            ))
+        # The exact check runs again inside the insert's transaction, so racing requests cannot overshoot.
+        db.create_tasks(tasks, now, batch={"id": batch_id, "tenant": tenant, "type": sub.type} if batch else None,
+                        admit=lambda counts: _admit(counts, len(tasks), limits))
+    for t in tasks:
+        if t.cached_result is None:
+            rt.queue.put(t.id, t.priority)
+        logger.info("task %s submitted: type=%s files=%d priority=%d%s", t.id, t.type, len(t.file_hashes),
+                    t.priority, " (from cache)" if t.cached_result is not None else "")
+    for t in tasks:
+        if t.cached_result is not None:
+            rt.events.finished(db.get_task(t.id))
+    return [t.id for t in tasks], batch_id
+
+
+def admission_limits(settings) -> tuple[int, int]:
+    return settings.max_pending, settings.effective_max_pending_per_tenant
+
+
+def _admit(counts: tuple[int, int], adding: int, limits: tuple[int, int]) -> None:
+    """Refuse work beyond the pending caps: 503 for the whole service, 429 for one tenant."""
+    total, mine = counts
+    max_total, max_mine = limits
+    if total + adding > max_total:
+        raise BadInput(503, "overloaded", f"{total} tasks are waiting; try again later", {"Retry-After": "5"})
+    if mine + adding > max_mine:
+        raise BadInput(429, "too_many_pending", f"this client has {mine} unfinished tasks; try again later",
+                       {"Retry-After": "5"})

@@ -1,0 +1,69 @@
+"""The long-lived parts of one service instance, built from settings; nothing starts here."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from .config import Settings
+from .db import Database
+from .events import TaskEvents
+from .ocr import Tesseract
+from .ocr_pool import OcrPool
+from .queue import LocalQueue
+from .storage import FileStore
+from .strategies.base import Services
+from .workers import WorkerPool
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    store: FileStore
+    queue: LocalQueue
+    events: TaskEvents
+    ocr_engine: Tesseract
+    ocr_pool: OcrPool
+    extractor: object
+    pool: WorkerPool
+    clock: object
+    started_at: float
+
+    @property
+    def accepting(self) -> bool:
+        return not self.pool.stopping
+
+
+def make_extractor(settings: Settings):
+    """The LLM client when an API key is set, else the built-in local extractor."""
+    if settings.uses_llm:
+        from .extract.llm import LLMExtractor
+
+        return LLMExtractor(api_key=settings.openai_api_key, base_url=settings.openai_base_url or None,
+                            model=settings.llm_model, timeout=settings.llm_timeout, json_mode=settings.llm_json_mode)
+    from .extract.local import LocalExtractor
+
+    return LocalExtractor()
+
+
+def build_runtime(settings: Settings, *, clock=time.time, extractor=None) -> Runtime:
+    """Create the data dir, open the database, apply the schema, wire every part."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.db_path)
+    db.init_schema()
+    store = FileStore(settings.files_dir)
+    queue = LocalQueue(settings.queue_size, clock=clock)
+    events = TaskEvents()
+    engine = Tesseract(timeout=settings.ocr_timeout)
+    ocr_pool = OcrPool(engine.read, settings.effective_ocr_concurrency)
+    extractor = extractor or make_extractor(settings)
+    llm_slots = threading.BoundedSemaphore(settings.llm_concurrency) if settings.uses_llm else None
+    services = Services(db=db, store=store, ocr_pool=ocr_pool, extractor=extractor, settings=settings,
+                        clock=clock, llm_slots=llm_slots)
+    pool = WorkerPool(settings, services, queue, events, clock=clock)
+    return Runtime(settings=settings, db=db, store=store, queue=queue, events=events, ocr_engine=engine,
+                   ocr_pool=ocr_pool, extractor=extractor, pool=pool, clock=clock, started_at=clock())

@@ -1,0 +1,155 @@
+"""What a strategy sees of its task: files, options, OCR, the extractor, progress and cancel."""
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from contextlib import nullcontext
+from dataclasses import dataclass
+from functools import partial
+
+from .. import ocr
+from ..errors import PermanentError, TaskCancelled, TaskError, TaskLost, TaskTimedOut, TransientError
+from ..extract.base import Extraction, LibraryEntry
+
+logger = logging.getLogger(__name__)
+
+OCR_SHARE = 0.8  # progress 0..0.8 is OCR, the rest extraction
+
+
+@dataclass
+class Services:
+    """The long-lived parts every task uses, built once by the pool's owner."""
+
+    db: object
+    store: object
+    ocr_pool: object
+    extractor: object
+    settings: object
+    clock: object
+    llm_slots: threading.Semaphore | None = None
+    on_usage: object = None  # callback(task_type, usage dict), for metrics
+
+
+class TaskContext:
+    """One attempt at one task; every stage boundary goes through checkpoint()."""
+
+    def __init__(self, row, claim: str, services: Services, input_: dict):
+        self.row = row
+        self.task_id = row["id"]
+        self.tenant = row["tenant"]
+        self.type = row["type"]
+        self.priority = row["priority"]
+        self.claim = claim
+        self.deadline = row["deadline"]
+        self.files = input_["files"]
+        self.options = input_.get("options", {})
+        self.s = services
+        self.stage = "starting"
+
+    # -- boundaries --------------------------------------------------------------------
+    def remaining(self) -> float:
+        return self.deadline - self.s.clock()
+
+    def checkpoint(self, stage: str, progress: float) -> None:
+        """Record progress; stop here if the task was cancelled, timed out or taken away."""
+        self.stage = stage.split(" ")[0]
+        if self.remaining() <= 0:
+            raise TaskTimedOut("task passed its deadline (DOCPROC_TASK_TIMEOUT)", stage=self.stage)
+        cancel = self.s.db.record_progress(self.task_id, self.claim, progress, stage, self.s.clock())
+        if cancel is None:
+            raise TaskLost(self.task_id)
+        if cancel:
+            raise TaskCancelled(self.task_id)
+
+    # -- OCR -----------------------------------------------------------------------------
+    def ocr_pages(self) -> list:
+        """OCR every page of every file through the shared, fair OCR slots."""
+        lang = self.options.get("lang", "eng")
+        loaders = []
+        for f in self.files:
+            data = self.s.store.read(f["sha256"])
+            for p in range(f["pages"]):
+                loaders.append(partial(_load_prepared, data, f["media_type"], p, self.s.settings.pdf_dpi))
+        total = len(loaders)
+        self.checkpoint(f"ocr 0/{total} pages", 0.0)
+        batch = self.s.ocr_pool.submit(self.claim, self.priority, loaders, lang)
+        pages = [None] * total
+        try:
+            for done in range(1, total + 1):
+                try:
+                    index, page, exc = batch.next_result(timeout=max(self.remaining(), 0.001))
+                except queue.Empty:
+                    raise TaskTimedOut("task passed its deadline during OCR", stage="ocr") from None
+                if exc is not None:
+                    if isinstance(exc, TaskError):
+                        raise exc
+                    raise PermanentError(f"page {index + 1} could not be read: {exc}", stage="ocr") from exc
+                pages[index] = page
+                self.checkpoint(f"ocr {done}/{total} pages", OCR_SHARE * done / total)
+        finally:
+            batch.abort()
+        return pages
+
+    # -- extraction ----------------------------------------------------------------------
+    def _llm_slot(self):
+        return self.s.llm_slots if self.s.llm_slots is not None else nullcontext()
+
+    def _account(self, extraction: Extraction) -> Extraction:
+        if extraction.usage and self.s.on_usage:
+            self.s.on_usage(self.type, extraction.usage)
+        return extraction
+
+    def extract(self, kind: str, texts: list[str]) -> Extraction:
+        self.checkpoint("extract", OCR_SHARE)
+        with self._llm_slot():
+            return self._account(self.s.extractor.extract(kind, texts))
+
+    def fill(self, fields: list[str], form_text: str, library: list[LibraryEntry]) -> Extraction:
+        self.checkpoint("fill", 0.9)
+        with self._llm_slot():
+            return self._account(self.s.extractor.fill(fields, form_text, library))
+
+    def library(self) -> list[LibraryEntry]:
+        """The form-filling sources named in options.library, read under this task's tenant."""
+        refs = self.options.get("library", [])
+        ids = [r for r in refs if isinstance(r, str)]
+        rows = self.s.db.completed_results(ids, self.tenant)
+        entries = []
+        for n, ref in enumerate(refs):
+            if isinstance(ref, str):
+                row = rows.get(ref)
+                if row is None or row["status"] != "completed":
+                    raise PermanentError(f"library task {ref} is not a completed task", stage="fill")
+                kv = json.loads(row["result"]).get("kv", {})
+                entries.append(LibraryEntry(kv=kv, source_type=row["type"], source_id=ref))
+            else:
+                entries.append(LibraryEntry(kv=ref["kv"], source_type="inline", source_id=f"inline-{n}"))
+        return entries
+
+
+def _load_prepared(data: bytes, media_type: str, index: int, dpi: int):
+    # Runs in an OCR slot: decoding happens there, so pages of a big PDF are not all held at once.
+    return ocr.prepare(ocr.load_page(data, media_type, index, pdf_dpi=dpi))
+
+
+def page_summary(pages) -> tuple[str, list[dict]]:
+    """The joined text and the per-page records every result carries."""
+    records = [
+        {"page": i + 1, "text": p.text, "confidence": round(p.confidence, 1), "rotation": p.rotation}
+        for i, p in enumerate(pages)
+    ]
+    return "\n\n".join(p.text for p in pages), records
+
+
+
+
+
+def ocr_and_extract(ctx: TaskContext, kind: str) -> dict:
+    """The shared run of `document` and `form`: OCR, then one extraction of this kind."""
+    pages = ctx.ocr_pages()
+    text, records = page_summary(pages)
+    extraction = ctx.extract(kind, [p.text for p in pages])
+    return {**extraction.data, "text": text, "pages": records, "extractor": extraction.extractor,
+            **({"usage": extraction.usage} if extraction.usage else {})}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One entry point for people and CI: sets up what is missing, then runs the service, the tests or the benchmark.
+#   bash dev.sh run      serve on the embedded defaults (127.0.0.1:8000, ./data)
+#   bash dev.sh test     run the test suite (extra args go to pytest)
+#   bash dev.sh bench    run the benchmark (bench/README in README.md)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+apt_packages=()
+command -v python3 >/dev/null 2>&1 || apt_packages+=(python3)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_packages+=(python3-venv)
+command -v tesseract >/dev/null 2>&1 || apt_packages+=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd)
+if [ "${1:-}" = "test" ] && ! command -v chromium >/dev/null 2>&1; then
+  apt_packages+=(chromium)  # the web page's end-to-end test drives headless Chromium
+fi
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "dev.sh: installing ${apt_packages[*]} with apt-get" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+# Reinstall only when the dependency list changed since the last install.
+if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e '.[test]'
+  touch .venv/.installed
+fi
+
+command="${1:-run}"
+[ $# -gt 0 ] && shift
+case "$command" in
+  run) exec .venv/bin/python run.py "$@" ;;
+  test) exec .venv/bin/python -m pytest "$@" ;;
+  bench) exec .venv/bin/python -m bench.run "$@" ;;
+  *) echo "usage: bash dev.sh run|test|bench" >&2; exit 2 ;;
+esac

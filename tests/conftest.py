@@ -1,0 +1,76 @@
+"""Fixtures: a real app on a real SQLite file under tmp_path, served over a real socket."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from app import create_app
+from app.config import Settings
+from app.server import Service
+
+
+def make_settings(tmp_path: Path, **overrides) -> Settings:
+    """Settings independent of the caller's environment, sized for tests."""
+    base = dict(host="127.0.0.1", port=0, data_dir=tmp_path / "data", workers=3, ocr_concurrency=2,
+                http_threads=8, shutdown_grace=10.0, janitor_interval=3600.0, retry_base_delay=0.05,
+                retry_max_delay=1.0, task_timeout=60.0, ocr_timeout=60.0, llm_timeout=5.0)
+    base.update(overrides)
+    base["data_dir"] = Path(base["data_dir"])
+    return Settings(**base)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def app(settings):
+    app = create_app(settings)
+    yield app
+    app.extensions["docproc"].db.close_all()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def start_service():
+    """Factory: start a real service (HTTP + workers) for an app; stopped at teardown."""
+    started = []
+
+    def start(app) -> Service:
+        service = Service(app).start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        if service.rt.pool.started:
+            service.stop(grace=5)
+
+
+@pytest.fixture
+def service(app, start_service):
+    return start_service(app)
+
+
+@pytest.fixture
+def http():
+    with requests.Session() as session:
+        yield session
+
+
+def wait_for(http, url: str, *, statuses=("completed", "failed", "cancelled"), timeout: float = 60.0) -> dict:
+    """Poll a task with long-polls until it reaches one of `statuses` (bounded)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        task = http.get(url, params={"wait": 5}, timeout=30).json()
+        if task["status"] in statuses:
+            return task
+    raise AssertionError(f"task at {url} did not reach {statuses} within {timeout}s: {task}")
