@@ -29,7 +29,9 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 CREATE INDEX IF NOT EXISTS tasks_by_tenant ON tasks (tenant, type, status);
 CREATE INDEX IF NOT EXISTS tasks_by_status ON tasks (status, priority DESC);
-CREATE INDEX IF NOT EXISTS tasks_by_hash ON tasks (tenant, content_hash) WHERE status = 'completed';
+-- completed_at in the key: the newest cache hit is one index probe, not a scan of every duplicate.
+DROP INDEX IF EXISTS tasks_by_hash;
+CREATE INDEX IF NOT EXISTS tasks_by_hash_newest ON tasks (tenant, content_hash, completed_at) WHERE status = 'completed';
 CREATE INDEX IF NOT EXISTS tasks_by_batch ON tasks (batch_id) WHERE batch_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_by_completion ON tasks (completed_at) WHERE completed_at IS NOT NULL;
 

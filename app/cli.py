@@ -1,14 +1,48 @@
-"""The `docproc` command."""
+"""The `docproc` command: run the service, manage API keys, and talk to a running service."""
 from __future__ import annotations
 
+import json
+import os
+import re
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import click
 
+from . import auth
+from .models import TASK_TYPES
 
-@click.group()
+EXIT_CODES = """\b
+Exit codes:
+  0  success (with --wait: every task completed)
+  1  a task failed or was cancelled (or cannot be cancelled: already finished)
+  2  usage error, or the server rejected the input (HTTP 400/413/415)
+  3  server or connection error (unreachable, HTTP 5xx, 429, 503)
+  4  not found (unknown task id or key prefix)
+  5  authentication error (HTTP 401: missing or invalid API key)
+"""
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class Exit(click.ClickException):
+    """An error message on stderr and a documented exit code."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@click.group(context_settings=CONTEXT, epilog=EXIT_CODES)
 def main():
-    """docproc: document processing service and its client."""
+    """docproc: document processing service and its client.
+
+    Client commands (submit, status, list, cancel) write JSON on stdout (one object per
+    line unless stdout is a terminal) and progress and messages on stderr.
+    """
 
 
 @main.command()
@@ -17,3 +51,293 @@ def serve():
     from .server import serve as run
 
     sys.exit(run())
+
+
+# -- API keys (local: open the database directly) ---------------------------------------------
+def _database():
+    from .config import ConfigError, Settings
+    from .db import Database
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        raise Exit(str(exc), 2) from None
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.db_path)
+    db.init_schema()
+    return db
+
+
+def _iso(value):
+    from .models import iso
+
+    return iso(value) if isinstance(value, (int, float)) else value
+
+
+@main.group(context_settings=CONTEXT, epilog=EXIT_CODES)
+def keys():
+    """Create, list and revoke API keys in the database under DOCPROC_DATA_DIR."""
+
+
+@keys.command("create")
+@click.argument("tenant")
+def keys_create(tenant):
+    """Create a key for TENANT and print it; it is shown only this once."""
+    db = _database()
+    try:
+        key = auth.create_key(db, tenant)
+    except ValueError as exc:
+        raise Exit(str(exc), 2) from None
+    finally:
+        db.close_all()
+    click.echo(key)
+    click.echo(f"docproc: key created for tenant {tenant!r}; store it now, it cannot be shown again", err=True)
+
+
+@keys.command("list")
+def keys_list():
+    """List keys (prefix, tenant, timestamps) as JSON; the secrets themselves are not stored."""
+    db = _database()
+    try:
+        rows = auth.list_keys(db)
+    finally:
+        db.close_all()
+    _emit([{k: (_iso(v) if k.endswith("_at") else v) for k, v in dict(row).items()} for row in rows])
+
+
+@keys.command("revoke")
+@click.argument("prefix")
+def keys_revoke(prefix):
+    """Revoke the key whose prefix is PREFIX (exit 4 if there is no such active key)."""
+    db = _database()
+    try:
+        revoked = auth.revoke_key(db, prefix)
+    finally:
+        db.close_all()
+    if not revoked:
+        raise Exit(f"no active key with prefix {prefix!r}", 4)
+    _emit({"prefix": prefix, "revoked": True})
+
+
+# -- client commands ------------------------------------------------------------------------------
+def client_options(fn):
+    """--url and --key, from flags or DOCPROC_URL / DOCPROC_API_KEY."""
+    fn = click.option("--key", envvar="DOCPROC_API_KEY", show_envvar=True, default=None,
+                      help="API key, sent as 'Authorization: Bearer KEY'.")(fn)
+    fn = click.option("--url", envvar="DOCPROC_URL", show_envvar=True, default="http://127.0.0.1:8000",
+                      show_default=True, help="Base URL of the docproc service.")(fn)
+    return fn
+
+
+def _client(url, key):
+    from .client import Client
+
+    return Client(url, key)
+
+
+def _emit(obj) -> None:
+    """JSON on stdout: indented for people at a terminal, one line per object for scripts."""
+    indent = 2 if sys.stdout.isatty() else None
+    click.echo(json.dumps(obj, indent=indent, ensure_ascii=False))
+
+
+def _call(fn, *args, **kwargs):
+    """Run a client call; a failed request exits with its documented code."""
+    from .client import ClientError
+
+    try:
+        return fn(*args, **kwargs)
+    except ClientError as exc:
+        raise Exit(exc.message, exc.exit_code) from None
+
+
+def _parse_options(options_json: str | None, pairs: tuple[str, ...]) -> dict:
+    options = {}
+    if options_json:
+        try:
+            options = json.loads(options_json)
+        except ValueError as exc:
+            raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--options") from None
+        if not isinstance(options, dict):
+            raise click.BadParameter("must be a JSON object", param_hint="--options")
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected key=value, got {pair!r}", param_hint="--option")
+        try:
+            options[name] = json.loads(raw)  # numbers, true/false, lists: library=["<task id>"]
+        except ValueError:
+            options[name] = raw
+    return options
+
+
+class Progress:
+    """Follows tasks on stderr: tqdm bars at a terminal, else one line per change, or nothing."""
+
+    def __init__(self, mode: str, labels: list[str]):
+        if mode == "auto":
+            mode = "bar" if sys.stderr.isatty() else "lines"
+        self.mode = mode
+        self.labels = labels
+        self.lock = threading.Lock()
+        self.bars = []
+        if mode == "bar":
+            from tqdm import tqdm
+
+            width = min(max(len(label) for label in labels), 30)
+            self.bars = [tqdm(total=100, position=i, desc=label[:width].ljust(width), file=sys.stderr, leave=True,
+                              bar_format="{desc} |{bar:24}| {n:3.0f}%{postfix}", dynamic_ncols=True)
+                         for i, label in enumerate(labels)]
+
+    def update(self, i: int, task: dict) -> None:
+        pct = round(task["progress"] * 100)
+        stage = task["stage"] or ""
+        with self.lock:
+            if self.mode == "bar":
+                bar = self.bars[i]
+                bar.n = pct
+                bar.set_postfix_str(f"{task['status']} {stage}".strip(), refresh=True)
+            elif self.mode == "lines":
+                click.echo(f"{self.labels[i]} {task['id']}: {task['status']} {stage} {pct}%".replace("  ", " "),
+                           err=True)
+
+    def close(self) -> None:
+        for bar in self.bars:
+            bar.close()
+
+
+def _wait_all(url, key, tasks: list[dict], labels: list[str], mode: str) -> list[dict]:
+    """Follow every task to its end, a few long-polls at a time; the final objects in order."""
+    progress = Progress(mode, labels)
+    for i, task in enumerate(tasks):
+        progress.update(i, task)
+
+    def follow(i):
+        client = _client(url, key)
+        try:
+            return client.follow(tasks[i], lambda t: progress.update(i, t))
+        finally:
+            client.close()
+
+    ex = ThreadPoolExecutor(max_workers=min(len(tasks), 8), thread_name_prefix="follow")
+    try:
+        futures = [ex.submit(_call, follow, i) for i in range(len(tasks))]
+        return [f.result() for f in futures]
+    finally:
+        ex.shutdown(wait=False, cancel_futures=True)
+        progress.close()
+
+
+def _finish(url, key, tasks: list[dict], labels: list[str], wait: bool, mode: str) -> None:
+    if not wait:
+        for task in tasks:
+            _emit(task)
+        return
+    try:
+        final = _wait_all(url, key, tasks, labels, mode)
+    except KeyboardInterrupt:
+        ids = " ".join(t["id"] for t in tasks)
+        click.echo(f"docproc: stopped waiting; the task(s) go on on the server: {ids}", err=True)
+        sys.stdout.flush()
+        os._exit(130)  # followers sit in long-polls of up to 25 s; do not wait for them
+    for task in final:
+        _emit(task)
+    bad = [t for t in final if t["status"] != "completed"]
+    for t in bad:
+        errors = "; ".join(e.get("message", "") for e in t.get("errors", []) if isinstance(e, dict))
+        click.echo(f"docproc: task {t['id']} {t['status']}{': ' + errors if errors else ''}", err=True)
+    if bad:
+        sys.exit(1)
+
+
+PROGRESS = click.option("--progress", type=click.Choice(["auto", "bar", "lines", "none"]), default="auto",
+                        show_default=True, help="How --wait shows progress on stderr (auto: bar at a terminal).")
+
+
+@main.command(context_settings=CONTEXT, epilog=EXIT_CODES)
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--type", "-t", "task_type", type=click.Choice(TASK_TYPES), required=True, help="Task type.")
+@click.option("--priority", "-p", type=click.IntRange(0, 9), default=None, help="0 (low) to 9 (high); server default 5.")
+@click.option("--option", "-o", "pairs", multiple=True, metavar="KEY=VALUE",
+              help="One option; VALUE is read as JSON when it parses (true, 3, [\"id\"]), else as text. Repeatable.")
+@click.option("--options", "options_json", metavar="JSON", help="All options as one JSON object; --option entries override it.")
+@click.option("--together", is_flag=True, help="All files in one task (pages of one document) instead of one task each.")
+@click.option("--wait", "-w", is_flag=True, help="Follow the task(s) to the end and print the final object(s).")
+@PROGRESS
+@client_options
+def submit(files, task_type, priority, pairs, options_json, together, wait, progress, url, key):
+    """Submit FILE(s) for processing; print each task as JSON.
+
+    \b
+    Examples:
+      docproc submit receipt.jpg --type document --wait
+      docproc submit form.png -t form_filling -o library='["<task id>"]' --wait
+      docproc submit a.pdf b.pdf -t document | jq -r .id
+    """
+    options = _parse_options(options_json, pairs)
+    client = _client(url, key)
+    try:
+        tasks = _call(client.submit, list(files), task_type, priority=priority, options=options, together=together)
+    finally:
+        client.close()
+    if together:
+        labels = [files[0].name + (f" +{len(files) - 1}" if len(files) > 1 else "")]
+    else:
+        labels = [f.name for f in files]
+    _finish(url, key, tasks, labels, wait, progress)
+
+
+def _task_id(ctx, param, value):
+    # An id that cannot exist would only come back as a 404; say so without a round trip.
+    if not _UUID.match(value):
+        raise Exit(f"no such task: {value!r} is not a task id", 4)
+    return value
+
+
+@main.command(context_settings=CONTEXT, epilog=EXIT_CODES)
+@click.argument("task_id", callback=_task_id)
+@click.option("--wait", "-w", is_flag=True, help="Follow the task to its end; exit 1 unless it completed.")
+@PROGRESS
+@client_options
+def status(task_id, wait, progress, url, key):
+    """Print the task TASK_ID as JSON."""
+    client = _client(url, key)
+    try:
+        task = _call(client.task, task_id)
+    finally:
+        client.close()
+    _finish(url, key, [task], [task_id[:8]], wait, progress)
+
+
+@main.command("list", context_settings=CONTEXT, epilog=EXIT_CODES)
+@click.option("--status", "status_", type=click.Choice(["pending", "processing", "completed", "failed", "cancelled"]))
+@click.option("--type", "-t", "task_type", type=click.Choice(TASK_TYPES))
+@click.option("--limit", "-n", type=click.IntRange(1, 500), default=20, show_default=True)
+@click.option("--cursor", help="The 'next' value of a previous page.")
+@client_options
+def list_(status_, task_type, limit, cursor, url, key):
+    """List recent tasks, newest first: {"tasks": [...], "next": cursor or null}."""
+    client = _client(url, key)
+    try:
+        _emit(_call(client.list, status=status_, type=task_type, limit=limit, cursor=cursor))
+    finally:
+        client.close()
+
+
+@main.command(context_settings=CONTEXT, epilog=EXIT_CODES)
+@click.argument("task_id", callback=_task_id)
+@client_options
+def cancel(task_id, url, key):
+    """Cancel TASK_ID: pending tasks at once, running ones at their next stage (exit 1 if already finished)."""
+    client = _client(url, key)
+    try:
+        task = _call(client.cancel, task_id)
+    finally:
+        client.close()
+    _emit(task)
+    if task["status"] != "cancelled":
+        click.echo(f"docproc: task {task_id} will stop at its next stage boundary", err=True)
+
+
+if __name__ == "__main__":
+    main()

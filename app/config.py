@@ -82,6 +82,11 @@ class Settings:
     rate_burst: int = 100
     allow_anonymous: bool = False
     allow_private_callbacks: bool = False
+    webhook_attempts: int = 5
+    webhook_backoff: float = 0.5  # first retry after this many seconds, doubling each time
+    webhook_timeout: float = 10.0
+    sse_keepalive: float = 15.0
+    sse_max_seconds: float = 600.0
     log_format: str = "text"
     log_level: str = "INFO"
     openai_api_key: str = ""
@@ -160,6 +165,11 @@ class Settings:
             rate_burst=_int(env, "DOCPROC_RATE_BURST", 100, 1),
             allow_anonymous=_bool(env, "DOCPROC_ALLOW_ANONYMOUS", False),
             allow_private_callbacks=_bool(env, "DOCPROC_ALLOW_PRIVATE_CALLBACKS", False),
+            webhook_attempts=_int(env, "DOCPROC_WEBHOOK_ATTEMPTS", 5, 1, 20),
+            webhook_backoff=_float(env, "DOCPROC_WEBHOOK_BACKOFF", 0.5),
+            webhook_timeout=_float(env, "DOCPROC_WEBHOOK_TIMEOUT", 10.0, 0.001),
+            sse_keepalive=_float(env, "DOCPROC_SSE_KEEPALIVE", 15.0, 0.01),
+            sse_max_seconds=_float(env, "DOCPROC_SSE_MAX_SECONDS", 600.0, 0.01),
             log_format=env.get("DOCPROC_LOG_FORMAT", "text"),
             log_level=env.get("DOCPROC_LOG_LEVEL", "INFO").upper(),
             openai_api_key=env.get("OPENAI_API_KEY", ""),

@@ -60,6 +60,7 @@ class Database:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._write_lock = threading.RLock()  # re-entrant: a nested BEGIN fails in SQLite, not here
 
     # -- connections -------------------------------------------------------------------
     def connection(self) -> sqlite3.Connection:
@@ -81,13 +82,15 @@ class Database:
     def transaction(self):
         """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK and re-raise."""
         conn = self.connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        # Writers of this process queue here: SQLite's busy handler would sleep 1-100 ms instead.
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def close_all(self) -> None:
         """Close every thread's connection (at shutdown, after the threads stopped)."""
@@ -391,3 +394,84 @@ class Database:
             " AND (t.status IN ('pending', 'processing') OR t.completed_at >= ?) LIMIT 1",
             (sha256, cutoff),
         ).fetchone() is not None
+
+    # -- webhooks ----------------------------------------------------------------------
+    def record_webhook_attempt(self, task_id: str, url: str, attempt: int, status_code: int | None,
+                               error: str | None, delivered: bool, now: float) -> None:
+        """One delivery attempt of a task's callback; ignored when the task is gone."""
+        self.connection().execute(
+            "INSERT INTO webhook_deliveries (task_id, url, attempt, status_code, error, delivered, at)"
+            " SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM tasks WHERE id = ?)",
+            (task_id, url, attempt, status_code, error, int(delivered), now, task_id),
+        )
+
+    def webhook_attempts(self, task_id: str) -> list[sqlite3.Row]:
+        """Every delivery attempt of this task's callback, oldest first."""
+        return self.connection().execute(
+            "SELECT attempt, status_code, error, delivered, at FROM webhook_deliveries WHERE task_id = ? ORDER BY id",
+            (task_id,),
+        ).fetchall()
+
+    def webhooks_to_resume(self, since: float, max_attempts: int) -> list[sqlite3.Row]:
+        """Tasks finished since `since` with a callback neither delivered nor given up on."""
+        return self.connection().execute(
+            "SELECT t.*, coalesce(d.last_attempt, 0) AS last_attempt FROM tasks t"
+            " LEFT JOIN (SELECT task_id, max(attempt) AS last_attempt, max(delivered) AS delivered"
+            "   FROM webhook_deliveries GROUP BY task_id) d ON d.task_id = t.id"
+            " WHERE t.completed_at >= ? AND t.status IN ('completed', 'failed', 'cancelled')"
+            " AND json_extract(t.input, '$.options.callback_url') IS NOT NULL"
+            " AND coalesce(d.delivered, 0) = 0 AND coalesce(d.last_attempt, 0) < ?",
+            (since, max_attempts),
+        ).fetchall()
+
+    # -- API keys and tenants (auth) ---------------------------------------------------
+    def insert_api_key(self, prefix: str, tenant: str, key_hash: str, now: float) -> bool:
+        """Store a new key's hash; False when the prefix is already taken."""
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO api_keys (prefix, tenant, key_hash, created_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (prefix) DO NOTHING",
+                (prefix, tenant, key_hash, now),
+            )
+        return cur.rowcount == 1
+
+    def api_key(self, prefix: str) -> sqlite3.Row | None:
+        """The key row with this public prefix (revoked or not)."""
+        return self.connection().execute(
+            "SELECT prefix, tenant, key_hash, revoked_at, last_used_at FROM api_keys WHERE prefix = ?", (prefix,)
+        ).fetchone()
+
+    def has_active_api_keys(self) -> bool:
+        return self.connection().execute(
+            "SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1"
+        ).fetchone() is not None
+
+    def list_api_keys(self) -> list[sqlite3.Row]:
+        """Every key without its hash, oldest first."""
+        return self.connection().execute(
+            "SELECT prefix, tenant, created_at, revoked_at, last_used_at FROM api_keys ORDER BY created_at, prefix"
+        ).fetchall()
+
+    def revoke_api_key(self, prefix: str, now: float) -> bool:
+        """active -> revoked; False when there is no active key with this prefix."""
+        with self.transaction() as conn:
+            cur = conn.execute("UPDATE api_keys SET revoked_at = ? WHERE prefix = ? AND revoked_at IS NULL", (now, prefix))
+        return cur.rowcount == 1
+
+    def touch_api_key(self, prefix: str, now: float) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE api_keys SET last_used_at = ? WHERE prefix = ?", (now, prefix))
+
+    def tenant_secret(self, tenant: str, new_secret: str, now: float) -> str:
+        """The tenant's webhook secret; new_secret is stored first if the tenant has none yet."""
+        conn = self.connection()
+        row = conn.execute("SELECT webhook_secret FROM tenants WHERE name = ?", (tenant,)).fetchone()
+        if row is None:
+            # A racing first use loses quietly and both read the one stored secret.
+            with self.transaction() as tx:
+                tx.execute(
+                    "INSERT INTO tenants (name, webhook_secret, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                    (tenant, new_secret, now),
+                )
+            row = conn.execute("SELECT webhook_secret FROM tenants WHERE name = ?", (tenant,)).fetchone()
+        return row["webhook_secret"]

@@ -17,6 +17,7 @@ class TaskEvents:
         self._versions: "OrderedDict[str, int]" = OrderedDict()
         self._remember = remember
         self._finished_hooks: list = []
+        self._finished_seen: "OrderedDict[tuple, None]" = OrderedDict()
 
     def version(self, task_id: str) -> int:
         with self._cond:
@@ -47,6 +48,15 @@ class TaskEvents:
 
     def finished(self, row) -> None:
         self.publish(row["id"])
+        # Two actors may report the same end (the janitor expires a task, then its worker sees it ended):
+        # hooks run once per ending, so metrics count it once and the webhook is sent once.
+        key = (row["id"], row["completed_at"])
+        with self._cond:
+            if key in self._finished_seen:
+                return
+            self._finished_seen[key] = None
+            if len(self._finished_seen) > self._remember:
+                self._finished_seen.popitem(last=False)
         for hook in self._finished_hooks:
             try:
                 hook(row)

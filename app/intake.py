@@ -94,7 +94,7 @@ def _parse_type(value) -> str:
 def _parse_priority(value) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         priority = value
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,3}\s*", value):  # not isdigit(): '²' is a digit
         priority = int(value)
     else:
         priority = -1
@@ -241,6 +241,8 @@ def submit(sub: Submission, *, tenant: str, rt, batch: bool = False) -> tuple[li
             rt.queue.put(t.id, t.priority)
         logger.info("task %s submitted: type=%s files=%d priority=%d%s", t.id, t.type, len(t.file_hashes),
                     t.priority, " (from cache)" if t.cached_result is not None else "")
+    if rt.metrics is not None:
+        rt.metrics.on_submitted(sub.type, len(tasks))
     for t in tasks:
         if t.cached_result is not None:
             rt.events.finished(db.get_task(t.id))

@@ -8,6 +8,9 @@ import sys
 import time
 
 _TASK_ID = re.compile(r"\btask ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b")
+# Attributes every LogRecord has; anything else on a record came from `extra=` and is logged as a field.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class JsonFormatter(logging.Formatter):
@@ -22,15 +25,22 @@ class JsonFormatter(logging.Formatter):
             "thread": record.threadName,
             "message": message,
         }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and key not in entry:
+                entry[key] = value
         match = _TASK_ID.search(message)
-        if match:
+        if match and "task_id" not in entry:
             entry["task_id"] = match.group(1)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        # default=str: an odd value passed in `extra=` must not cost the whole line.
+        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 def configure_logging(settings) -> None:
+    """Send every log record to stderr, one line each, in the configured format and level."""
     handler = logging.StreamHandler(sys.stderr)
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
@@ -38,5 +48,8 @@ def configure_logging(settings) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.log_level)
+    root.setLevel(settings.log_level if settings.log_level in LEVELS else "INFO")
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" noise under load
+    if settings.log_level not in LEVELS:
+        logging.getLogger(__name__).warning("DOCPROC_LOG_LEVEL %r is not one of %s; using INFO",
+                                            settings.log_level, ", ".join(LEVELS))

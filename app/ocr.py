@@ -181,24 +181,17 @@ def _inspect_pdf(data: bytes, *, max_pixels: int, max_pages: int, dpi: int) -> i
 def iter_pages(data: bytes, media_type: str, *, pdf_dpi: int = 150) -> Iterator[Image.Image]:
     """Yield the pages of an upload one at a time, so big PDFs need not sit in memory at once."""
     if media_type == "application/pdf":
-        yield from _iter_pdf(data, pdf_dpi)
+        pdf = _open_pdf(data)
+        try:
+            for index in range(_pdf_len(pdf)):
+                yield _render_pdf_page(pdf, index, pdf_dpi)
+        finally:
+            _close_pdf(pdf)
         return
-    if media_type not in _OPENERS:
-        raise PermanentError(f"unsupported media type {media_type!r}", stage="ocr")
-    try:
-        im = _OPENERS[media_type](io.BytesIO(data))
-    except _DECODE_ERRORS as e:
-        raise PermanentError(f"cannot read the image: {e}", stage="ocr") from None
+    im = _open_for_pages(data, media_type)
     try:
         for index in range(_frame_count(im, media_type)):
-            try:
-                im.seek(index)
-                im.load()
-                # exif_transpose also copies: the page no longer needs the file.
-                page = ImageOps.exif_transpose(im)
-            except _DECODE_ERRORS as e:
-                raise PermanentError(f"cannot decode page {index + 1}: {e}", stage="ocr") from None
-            yield page
+            yield _image_frame(im, index)
     finally:
         im.close()
 
@@ -208,34 +201,78 @@ def load_pages(data: bytes, media_type: str, *, pdf_dpi: int = 150) -> list[Imag
     return list(iter_pages(data, media_type, pdf_dpi=pdf_dpi))
 
 
-def _iter_pdf(data: bytes, dpi: int) -> Iterator[Image.Image]:
-    scale = dpi / 72
+def load_page(data: bytes, media_type: str, index: int, *, pdf_dpi: int = 150) -> Image.Image:
+    """Page `index` (0-based) of an upload, decoding or rendering only that page."""
+    if media_type == "application/pdf":
+        pdf = _open_pdf(data)
+        try:
+            if not 0 <= index < _pdf_len(pdf):
+                raise PermanentError(f"the PDF has no page {index + 1}", stage="ocr")
+            return _render_pdf_page(pdf, index, pdf_dpi)
+        finally:
+            _close_pdf(pdf)
+    im = _open_for_pages(data, media_type)
+    try:
+        if not 0 <= index < _frame_count(im, media_type):
+            raise PermanentError(f"the image has no page {index + 1}", stage="ocr")
+        return _image_frame(im, index)
+    finally:
+        im.close()
+
+
+def _open_for_pages(data: bytes, media_type: str) -> Image.Image:
+    if media_type not in _OPENERS:
+        raise PermanentError(f"unsupported media type {media_type!r}", stage="ocr")
+    try:
+        return _OPENERS[media_type](io.BytesIO(data))
+    except _DECODE_ERRORS as e:
+        raise PermanentError(f"cannot read the image: {e}", stage="ocr") from None
+
+
+def _image_frame(im: Image.Image, index: int) -> Image.Image:
+    try:
+        im.seek(index)
+        im.load()
+        # exif_transpose also copies: the page no longer needs the file.
+        return ImageOps.exif_transpose(im)
+    except _DECODE_ERRORS as e:
+        raise PermanentError(f"cannot decode page {index + 1}: {e}", stage="ocr") from None
+
+
+def _open_pdf(data: bytes) -> pdfium.PdfDocument:
     with _PDFIUM_LOCK:
         try:
-            pdf = pdfium.PdfDocument(data)
+            return pdfium.PdfDocument(data)
         except pdfium.PdfiumError as e:
             raise PermanentError(f"cannot open the PDF: {e}", stage="ocr") from None
-    try:
-        for index in range(len(pdf)):
-            # Lock per page, not per document, so one long PDF does not stall the others.
-            with _PDFIUM_LOCK:
-                page = pdf[index]
-                try:
-                    bitmap = page.render(scale=scale, grayscale=True)
-                    try:
-                        image = bitmap.to_pil()
-                        # to_pil() may share the bitmap's memory: copy before closing it.
-                        image = image.copy() if image.mode == "L" else image.convert("L")
-                    finally:
-                        bitmap.close()
-                except pdfium.PdfiumError as e:
-                    raise PermanentError(f"cannot render PDF page {index + 1}: {e}", stage="ocr") from None
-                finally:
-                    page.close()
-            yield image
-    finally:
-        with _PDFIUM_LOCK:
-            pdf.close()
+
+
+def _pdf_len(pdf: pdfium.PdfDocument) -> int:
+    with _PDFIUM_LOCK:
+        return len(pdf)
+
+
+def _close_pdf(pdf: pdfium.PdfDocument) -> None:
+    with _PDFIUM_LOCK:
+        pdf.close()
+
+
+def _render_pdf_page(pdf: pdfium.PdfDocument, index: int, dpi: int) -> Image.Image:
+    # Lock per page, not per document, so one long PDF does not stall the others.
+    with _PDFIUM_LOCK:
+        page = pdf[index]
+        try:
+            bitmap = page.render(scale=dpi / 72, grayscale=True)
+            try:
+                image = bitmap.to_pil()
+                # to_pil() may share the bitmap's memory: copy before closing it.
+                return image.copy() if image.mode == "L" else image.convert("L")
+            finally:
+                bitmap.close()
+        except pdfium.PdfiumError as e:
+            raise PermanentError(f"cannot render PDF page {index + 1}: {e}", stage="ocr") from None
+        finally:
+            page.close()
 
 
 def prepare(image: Image.Image) -> Image.Image:
@@ -297,6 +334,9 @@ class Tesseract:
 
     def read(self, image: Image.Image, lang: str = "eng") -> PageText:
         """OCR one page; turn it with OSD and read again only when the first pass is weak."""
+        missing = set(lang.split("+")) - self.languages()
+        if missing:
+            raise PermanentError(f"OCR language not installed: {', '.join(sorted(missing))}", stage="ocr")
         image = prepare(image)
         if max(image.size) > MAX_TESSERACT_SIDE:
             raise PermanentError(f"page is {image.width}x{image.height} pixels, too big for tesseract", stage="ocr")
@@ -313,6 +353,8 @@ class Tesseract:
         return second if second.score > first.score else first
 
     def _recognise(self, image: Image.Image, lang: str) -> PageText:
+        # Uncompressed TIFF: pytesseract would otherwise spend ~5% of the page time on PNG.
+        image.format = "TIFF"
         data = self._call(pytesseract.image_to_data, image, lang=lang, output_type=Output.DICT,
                           timeout=self.timeout)
         return _page_text(data)
@@ -337,6 +379,9 @@ class Tesseract:
             raise TransientError(f"tesseract failed: {e}", stage="ocr") from None
         except (TypeError, ValueError) as e:
             raise PermanentError(f"page image cannot be processed: {e}", stage="ocr") from None
+        except SystemExit as e:
+            # pytesseract exits the process on a version string it cannot parse: a bad binary.
+            raise TransientError(f"tesseract is not usable: {e}", stage="ocr") from None
         except OSError as e:
             # Writing the temporary image (disk full) or starting the process: not the page's fault.
             raise TransientError(f"tesseract could not run: {e}", stage="ocr") from None
@@ -381,37 +426,3 @@ def _page_text(data: dict) -> PageText:
     words = sum(len(line.split()) for line in lines)
     confidence = sum(confidences) / len(confidences) if confidences else 0.0
     return PageText(text="\n".join(lines), confidence=round(confidence, 2), rotation=0, words=words)
-
-
-def load_page(data: bytes, media_type: str, index: int, *, pdf_dpi: int = 150) -> Image.Image:
-    """One page of an upload (0-based), without decoding or rendering the others."""
-    if media_type == "application/pdf":
-        with _PDFIUM_LOCK:
-            try:
-                pdf = pdfium.PdfDocument(data)
-            except pdfium.PdfiumError as e:
-                raise PermanentError(f"cannot open the PDF: {e}", stage="ocr") from None
-            try:
-                page = pdf[index]
-                try:
-                    bitmap = page.render(scale=pdf_dpi / 72, grayscale=True)
-                    try:
-                        image = bitmap.to_pil()
-                        return image.copy() if image.mode == "L" else image.convert("L")
-                    finally:
-                        bitmap.close()
-                except pdfium.PdfiumError as e:
-                    raise PermanentError(f"cannot render PDF page {index + 1}: {e}", stage="ocr") from None
-                finally:
-                    page.close()
-            finally:
-                pdf.close()
-    if media_type not in _OPENERS:
-        raise PermanentError(f"unsupported media type {media_type!r}", stage="ocr")
-    try:
-        with _OPENERS[media_type](io.BytesIO(data)) as im:
-            im.seek(index)
-            im.load()
-            return ImageOps.exif_transpose(im)
-    except _DECODE_ERRORS as e:
-        raise PermanentError(f"cannot decode page {index + 1}: {e}", stage="ocr") from None

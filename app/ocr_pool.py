@@ -49,6 +49,7 @@ class OcrPool:
         self._read_page = read_page  # (image, lang) -> PageText
         self.concurrency = concurrency
         self._jobs: "OrderedDict[str, tuple[int, deque]]" = OrderedDict()  # key -> (priority, pages)
+        self._served: set[str] = set()  # keys in _jobs that got at least one page started
         self._cond = threading.Condition()
         self._stop = False
         self._threads: list[threading.Thread] = []
@@ -64,6 +65,7 @@ class OcrPool:
         with self._cond:
             self._stop = True
             self._jobs.clear()
+            self._served.clear()
             self._cond.notify_all()
         for t in self._threads:
             t.join(timeout)
@@ -74,6 +76,10 @@ class OcrPool:
         batch = PageBatch(self, key, len(loaders))
         with self._cond:
             self._jobs[key] = (priority, deque(_PageJob(i, load, lang, batch) for i, load in enumerate(loaders)))
+            # Never served is least recently served: the new task goes ahead of every task
+            # that already had a page, so a one-page task waits for one page, not two.
+            for k in [k for k in self._jobs if k in self._served]:
+                self._jobs.move_to_end(k)
             self._cond.notify(len(loaders))
         return batch
 
@@ -84,6 +90,7 @@ class OcrPool:
     def _drop(self, key: str) -> None:
         with self._cond:
             self._jobs.pop(key, None)
+            self._served.discard(key)
 
     def _take(self) -> _PageJob | None:
         with self._cond:
@@ -96,6 +103,9 @@ class OcrPool:
                     job = pages.popleft()
                     if pages:
                         self._jobs[key] = (priority, pages)  # back of the line
+                        self._served.add(key)
+                    else:
+                        self._served.discard(key)
                     self.busy += 1
                     return job
                 self._cond.wait()

@@ -5,15 +5,18 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from .config import Settings
 from .db import Database
 from .events import TaskEvents
+from .metrics import Metrics
 from .ocr import Tesseract
 from .ocr_pool import OcrPool
 from .queue import LocalQueue
 from .storage import FileStore
 from .strategies.base import Services
+from .webhooks import WebhookSender
 from .workers import WorkerPool
 
 logger = logging.getLogger(__name__)
@@ -32,6 +35,8 @@ class Runtime:
     pool: WorkerPool
     clock: object
     started_at: float
+    metrics: Metrics | None = None
+    webhooks: WebhookSender | None = None
 
     @property
     def accepting(self) -> bool:
@@ -62,8 +67,22 @@ def build_runtime(settings: Settings, *, clock=time.time, extractor=None) -> Run
     ocr_pool = OcrPool(engine.read, settings.effective_ocr_concurrency)
     extractor = extractor or make_extractor(settings)
     llm_slots = threading.BoundedSemaphore(settings.llm_concurrency) if settings.uses_llm else None
+    metrics = Metrics()
     services = Services(db=db, store=store, ocr_pool=ocr_pool, extractor=extractor, settings=settings,
-                        clock=clock, llm_slots=llm_slots)
-    pool = WorkerPool(settings, services, queue, events, clock=clock)
-    return Runtime(settings=settings, db=db, store=store, queue=queue, events=events, ocr_engine=engine,
-                   ocr_pool=ocr_pool, extractor=extractor, pool=pool, clock=clock, started_at=clock())
+                        clock=clock, llm_slots=llm_slots, on_usage=metrics.on_usage, on_stage=metrics.on_stage,
+                        on_progress=events.publish)
+    webhooks = WebhookSender(settings, db, partial(_tenant_secret, db), clock=clock)
+    events.on_finished(metrics.on_finished)
+    events.on_finished(webhooks.on_finished)
+    pool = WorkerPool(settings, services, queue, events, clock=clock, companions=[webhooks])
+    rt = Runtime(settings=settings, db=db, store=store, queue=queue, events=events, ocr_engine=engine,
+                 ocr_pool=ocr_pool, extractor=extractor, pool=pool, clock=clock, started_at=clock(),
+                 metrics=metrics, webhooks=webhooks)
+    metrics.watch(rt)
+    return rt
+
+
+def _tenant_secret(db, tenant: str) -> str:
+    from . import auth  # late: auth is a request-level module and may grow imports of its own
+
+    return auth.tenant_secret(db, tenant)

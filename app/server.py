@@ -1,18 +1,43 @@
 """Serving: waitress in a named thread, the worker pool beside it, signals for shutdown."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import threading
 
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
 from waitress.server import create_server
+from waitress.task import ErrorTask
 
 from . import create_app
 from .config import Settings
 from .logs import configure_logging
 
 logger = logging.getLogger(__name__)
+
+_WAITRESS_CODES = {400: "bad_request", 413: "payload_too_large", 431: "headers_too_large", 501: "not_implemented"}
+
+
+class _JsonErrorTask(ErrorTask):
+    """waitress's own refusals (a body over the limit, broken framing) in the API's JSON error shape."""
+
+    def execute(self):
+        error = self.request.error
+        message = ("the request body is larger than DOCPROC_MAX_UPLOAD_MB allows" if error.code == 413
+                   else f"{error.reason}: {error.body}")
+        body = json.dumps({"error": {"code": _WAITRESS_CODES.get(error.code, "http_error"), "message": message}})
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body.encode())
+        self.write(body.encode())
+
+
+class _JsonErrorChannel(HTTPChannel):
+    error_task_class = _JsonErrorTask
 
 
 class Service:
@@ -32,7 +57,10 @@ class Service:
         self.rt.pool.start()
         self._server = create_server(self.app, host=s.host, port=s.port, threads=s.http_threads,
                                      ident="docproc", channel_timeout=120, connection_limit=1000,
-                                     clear_untrusted_proxy_headers=True)
+                                     clear_untrusted_proxy_headers=True,
+                                     # waitress buffers a whole body before Flask sees it: refuse too-large ones on the headers
+                                     max_request_body_size=s.max_upload_bytes + 1)
+        self._server.channel_class = _JsonErrorChannel  # every error a client sees has the same shape
         self._thread = threading.Thread(target=self._server.run, name="docproc-http", daemon=True)
         self._thread.start()
         logger.info("docproc listening on http://%s:%s (data in %s, extractor %s)",
@@ -55,9 +83,11 @@ class Service:
         """Stop taking work, let running tasks finish within grace, then close the server."""
         released = self.rt.pool.stop(grace)
         if self._server is not None:
-            self._server.close()
-            self._server.task_dispatcher.shutdown(timeout=5)
-            self._server = None
+            server, self._server = self._server, None
+            # Close the sockets from the loop's own thread: closed under its select(), it dies of EBADF.
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+            self._thread.join(5)
+            server.task_dispatcher.shutdown(timeout=5)
         self.rt.db.close_all()
         logger.info("docproc stopped")
         return released

@@ -26,7 +26,7 @@ class DataDirBusy(RuntimeError):
 class WorkerPool:
     """Owns the worker threads, the OCR slots, the janitor, the stop event and shutdown."""
 
-    def __init__(self, settings, services, queue, events, *, registry=None, clock=time.time):
+    def __init__(self, settings, services, queue, events, *, registry=None, clock=time.time, companions=()):
         self.settings = settings
         self.services = services
         self.db = services.db
@@ -35,6 +35,7 @@ class WorkerPool:
         self.registry = registry if registry is not None else STRATEGIES
         self.clock = clock
         self.janitor = Janitor(settings, self.db, services.store, events, self.refill, clock)
+        self.companions = list(companions)  # start() after the workers, stop(timeout) after them (webhooks)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._running: dict[str, str] = {}  # task id -> claim token of the attempt in flight
@@ -62,6 +63,8 @@ class WorkerPool:
             t.start()
             self._threads.append(t)
         self.janitor.start(self._stop)
+        for companion in self.companions:
+            companion.start()
         self.started = True
 
     def _take_data_dir(self) -> None:
@@ -211,8 +214,12 @@ class WorkerPool:
         released = [tid for tid, claim in left.items() if self.db.release_task(tid, claim, self.clock())]
         for task_id in released:
             logger.warning("task %s returned to pending: still running at shutdown", task_id)
-        self.services.ocr_pool.stop(timeout=1.0)
+        # The grace period bounds the whole drain: a page still in tesseract after it is abandoned
+        # (its task is pending again), not waited for.
+        self.services.ocr_pool.stop(timeout=max(0.0, end - time.monotonic()))
         self.janitor.join(5.0)
+        for companion in self.companions:
+            companion.stop(timeout=5.0)
         self._threads = []
         if self._lock_file is not None:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)

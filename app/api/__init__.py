@@ -8,8 +8,13 @@ def runtime():
 
 
 def init_app(app) -> None:
-    from . import batches, errors, health, tasks
+    from . import batches, errors, health, tasks, web
 
     errors.init_app(app)
     for module in (tasks, batches, health):
         app.register_blueprint(module.bp)
+    from . import docs, events, metrics
+
+    for module in (events, docs, metrics):
+        app.register_blueprint(module.bp)
+    app.register_blueprint(web.bp)  # the page at /

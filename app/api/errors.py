@@ -36,7 +36,9 @@ def init_app(app) -> None:
         message = exc.description or exc.name
         if exc.code == 413:
             message = "the request body is larger than DOCPROC_MAX_UPLOAD_MB allows"
-        return error_response(exc.code, code, message, dict(exc.get_headers()) if exc.code == 405 else None)
+        # Only Allow: werkzeug's own headers include Content-Type text/html, wrong for this JSON body.
+        methods = getattr(exc, "valid_methods", None)
+        return error_response(exc.code, code, message, {"Allow": ", ".join(methods)} if methods else None)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

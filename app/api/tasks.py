@@ -1,17 +1,23 @@
 """Tasks: submit, read (with long-poll), list, cancel."""
 from __future__ import annotations
 
+import logging
+import re
+
 from flask import Blueprint, jsonify, request
 
 from .. import intake
 from ..auth import current_tenant
 from ..errors import BadInput
 from ..models import TASK_TYPES, TaskStatus, task_to_dict
+from ..webhooks import callback_url, delivery_log
 from . import runtime
 
+logger = logging.getLogger(__name__)
 bp = Blueprint("tasks", __name__, url_prefix="/api")
 
 MAX_WAIT = 60.0
+_DIGITS = re.compile(r"[0-9]{1,18}")  # str.isdigit() takes '²', which int() refuses; 19+ digits overflow SQLite
 
 
 def not_found():
@@ -81,7 +87,10 @@ def get_task(task_id: str):
     if wait and not TaskStatus(row["status"]).is_terminal:
         rt.events.wait(task_id, version, wait)
         row = load_task(task_id)
-    return jsonify(task_to_dict(row))
+    body = task_to_dict(row)
+    if callback_url(row):
+        body["webhooks"] = delivery_log(rt.db, task_id)
+    return jsonify(body)
 
 
 @bp.get("/tasks")
@@ -93,10 +102,10 @@ def list_tasks():
     if type_ and type_ not in TASK_TYPES:
         raise BadInput(400, "unknown_type", f"unknown task type {type_!r}")
     raw_limit = request.args.get("limit", "50")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 500:
+    if not _DIGITS.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= 500:
         raise BadInput(400, "invalid_limit", "limit must be an integer from 1 to 500")
     cursor = request.args.get("cursor")
-    if cursor is not None and not cursor.isdigit():
+    if cursor is not None and not _DIGITS.fullmatch(cursor):
         raise BadInput(400, "invalid_cursor", "cursor must be a value returned as 'next'")
     rows, last = runtime().db.list_tasks(current_tenant(), status=status, type_=type_, limit=int(raw_limit),
                                          before_rowid=int(cursor) if cursor else None)
@@ -115,7 +124,9 @@ def cancel_task(task_id: str):
     if outcome == "missing":
         raise not_found()
     if outcome == "cancelled":
+        logger.info("task %s cancelled while pending", task_id)
         rt.events.finished(row)
     else:
+        logger.info("task %s cancel requested while processing", task_id)
         rt.events.publish(task_id)
     return jsonify(task_to_dict(row)), (200 if outcome == "cancelled" else 202)

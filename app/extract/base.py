@@ -26,8 +26,13 @@ class Extraction:
 class Extractor(Protocol):
     name: str
 
-    def extract(self, kind: str, pages: list[str]) -> Extraction:
-        """kind "document": {title, description, tags[1..4], kv}; kind "form": the same plus fields[]."""
+    def extract(self, kind: str, pages: list[str], *, timeout: float | None = None) -> Extraction:
+        """kind "document": {title, description, tags[1..4], kv}; kind "form": the same plus fields[].
 
-    def fill(self, fields: list[str], form_text: str, library: list[LibraryEntry]) -> Extraction:
+        timeout: seconds the whole call may take (the stage limit or the task deadline); a
+        remote extractor abandons its request then, a local one may ignore it.
+        """
+
+    def fill(self, fields: list[str], form_text: str, library: list[LibraryEntry], *,
+             timeout: float | None = None) -> Extraction:
         """{filled: {field: {value, source: {type, id}}}, missing: [field, ...]}."""

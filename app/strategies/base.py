@@ -5,7 +5,7 @@ import json
 import logging
 import queue
 import threading
-from contextlib import nullcontext
+import time
 from dataclasses import dataclass
 from functools import partial
 
@@ -16,6 +16,7 @@ from ..extract.base import Extraction, LibraryEntry
 logger = logging.getLogger(__name__)
 
 OCR_SHARE = 0.8  # progress 0..0.8 is OCR, the rest extraction
+DEADLINE_SLACK = 0.05  # seconds: a request cut at the deadline may return a hair before it
 
 
 @dataclass
@@ -30,6 +31,8 @@ class Services:
     clock: object
     llm_slots: threading.Semaphore | None = None
     on_usage: object = None  # callback(task_type, usage dict), for metrics
+    on_stage: object = None  # callback(task_type, stage, seconds) when a stage ran to its end, for metrics
+    on_progress: object = None  # callback(task_id) after progress was written: wakes long-polls and event streams
 
 
 class TaskContext:
@@ -62,6 +65,8 @@ class TaskContext:
             raise TaskLost(self.task_id)
         if cancel:
             raise TaskCancelled(self.task_id)
+        if self.s.on_progress:
+            self.s.on_progress(self.task_id)
 
     # -- OCR -----------------------------------------------------------------------------
     def ocr_pages(self) -> list:
@@ -73,6 +78,7 @@ class TaskContext:
             for p in range(f["pages"]):
                 loaders.append(partial(_load_prepared, data, f["media_type"], p, self.s.settings.pdf_dpi))
         total = len(loaders)
+        started = time.monotonic()
         self.checkpoint(f"ocr 0/{total} pages", 0.0)
         batch = self.s.ocr_pool.submit(self.claim, self.priority, loaders, lang)
         pages = [None] * total
@@ -90,26 +96,53 @@ class TaskContext:
                 self.checkpoint(f"ocr {done}/{total} pages", OCR_SHARE * done / total)
         finally:
             batch.abort()
+        self._timed("ocr", started)
         return pages
 
     # -- extraction ----------------------------------------------------------------------
-    def _llm_slot(self):
-        return self.s.llm_slots if self.s.llm_slots is not None else nullcontext()
+    def _ask(self, call, *args) -> Extraction:
+        """One extractor call, abandoned at the stage limit (llm_timeout) or the task deadline."""
+        slots = self.s.llm_slots
+        if slots is not None and not slots.acquire(timeout=max(self.remaining(), 0.0)):
+            raise TaskTimedOut("task passed its deadline waiting for an LLM slot", stage=self.stage)
+        try:
+            limit = min(self.s.settings.llm_timeout, self.remaining())
+            if limit <= 0:
+                raise TaskTimedOut("task passed its deadline (DOCPROC_TASK_TIMEOUT)", stage=self.stage)
+            try:
+                return self._account(call(*args, timeout=limit))
+            except TransientError as exc:
+                # Cut short by the deadline, not by the endpoint: a timeout of the task, not retried.
+                if self.remaining() <= DEADLINE_SLACK:
+                    raise TaskTimedOut(f"task passed its deadline during {self.stage} ({exc.message})",
+                                       stage=self.stage) from None
+                raise
+        finally:
+            if slots is not None:
+                slots.release()
 
     def _account(self, extraction: Extraction) -> Extraction:
         if extraction.usage and self.s.on_usage:
             self.s.on_usage(self.type, extraction.usage)
         return extraction
 
+    def _timed(self, stage: str, started: float) -> None:
+        if self.s.on_stage:
+            self.s.on_stage(self.type, stage, time.monotonic() - started)
+
     def extract(self, kind: str, texts: list[str]) -> Extraction:
+        started = time.monotonic()
         self.checkpoint("extract", OCR_SHARE)
-        with self._llm_slot():
-            return self._account(self.s.extractor.extract(kind, texts))
+        extraction = self._ask(self.s.extractor.extract, kind, texts)
+        self._timed("extract", started)
+        return extraction
 
     def fill(self, fields: list[str], form_text: str, library: list[LibraryEntry]) -> Extraction:
+        started = time.monotonic()
         self.checkpoint("fill", 0.9)
-        with self._llm_slot():
-            return self._account(self.s.extractor.fill(fields, form_text, library))
+        extraction = self._ask(self.s.extractor.fill, fields, form_text, library)
+        self._timed("fill", started)
+        return extraction
 
     def library(self) -> list[LibraryEntry]:
         """The form-filling sources named in options.library, read under this task's tenant."""

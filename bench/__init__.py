@@ -1,0 +1,1 @@
+"""The throughput benchmark: `python -m bench.run` (see bench/RESULTS.md)."""

@@ -1,0 +1,119 @@
+"""The benchmark's HTTP clients: submit, long-poll until finished, many at once."""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+
+import requests
+
+FINISHED = ("completed", "failed", "cancelled")
+_local = threading.local()
+_sessions: list[requests.Session] = []
+_sessions_lock = threading.Lock()
+
+
+def session() -> requests.Session:
+    """One keep-alive session per client thread."""
+    s = getattr(_local, "session", None)
+    if s is None:
+        s = _local.session = requests.Session()
+        with _sessions_lock:
+            _sessions.append(s)
+    return s
+
+
+def close_sessions() -> None:
+    """Close every client thread's connections (the threads may be gone already)."""
+    with _sessions_lock:
+        sessions, _sessions[:] = list(_sessions), []
+    for s in sessions:
+        s.close()
+    _local.__dict__.clear()
+
+
+def ts(iso: str | None) -> float | None:
+    """The API's ISO 8601 time back to Unix seconds."""
+    return None if iso is None else datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass
+class Outcome:
+    """One task as one client saw it; times are Unix seconds on this machine's clock."""
+
+    id: str
+    submitted: float  # just before the POST
+    accepted: float  # the 202 arrived
+    done: float  # the client saw a finished status
+    task: dict
+
+    @property
+    def submit_latency(self) -> float:
+        return self.accepted - self.submitted
+
+    @property
+    def turnaround(self) -> float:
+        return self.done - self.submitted
+
+    @property
+    def created(self) -> float:
+        return ts(self.task["created_at"])
+
+    @property
+    def started(self) -> float | None:
+        return ts(self.task["started_at"])
+
+    @property
+    def completed(self) -> float | None:
+        return ts(self.task["completed_at"])
+
+
+def submit(url: str, data: bytes, *, filename: str = "page.png", media_type: str = "image/png",
+           task_type: str = "document", options: str = '{"no_cache": true}', priority: int = 5) -> tuple[dict, float, float]:
+    """POST one file; (task, time before, time after)."""
+    before = time.time()
+    r = session().post(url + "/api/tasks", data={"type": task_type, "options": options, "priority": str(priority)},
+                       files={"file": (filename, data, media_type)}, timeout=60)
+    after = time.time()
+    if r.status_code != 202:
+        raise RuntimeError(f"submit answered {r.status_code}: {r.text[:300]}")
+    return r.json(), before, after
+
+
+def wait(url: str, task: dict, *, until=FINISHED, timeout: float = 600.0) -> dict:
+    """Long-poll the task until its status is one of `until` or finished (bounded)."""
+    end = time.monotonic() + timeout
+    while task["status"] not in until and task["status"] not in FINISHED:
+        if time.monotonic() > end:
+            raise RuntimeError(f"task {task['id']} not finished after {timeout}s: {task['status']}")
+        r = session().get(f"{url}/api/tasks/{task['id']}", params={"wait": 30}, timeout=60)
+        r.raise_for_status()
+        task = r.json()
+    return task
+
+
+def run_one(url: str, data: bytes, **kwargs) -> Outcome:
+    """Submit one file and follow it to the end, like a client would."""
+    task, before, after = submit(url, data, **kwargs)
+    task = wait(url, task)
+    if task["status"] != "completed":
+        raise RuntimeError(f"task {task['id']} {task['status']}: {task['errors']}")
+    return Outcome(task["id"], before, after, time.time(), task)
+
+
+def closed_loop(url: str, blobs: list[bytes], clients: int, **kwargs) -> list[Outcome]:
+    """`clients` threads, each submitting the next file as soon as its previous task finished."""
+    with ThreadPoolExecutor(clients, thread_name_prefix="bench-client") as ex:
+        return list(ex.map(lambda b: run_one(url, b, **kwargs), blobs))
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile, q in 0..100."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
+    return ordered[rank - 1]

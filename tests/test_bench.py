@@ -1,0 +1,61 @@
+"""The benchmark's pieces run end to end on a tiny scale; no timing is asserted here."""
+
+from PIL import Image
+
+from bench import corpus, run
+from bench.client import percentile
+
+
+def test_corpus_pages_are_letter_size_text_and_repeatable(tmp_path):
+    paths = corpus.write_corpus(tmp_path, 4)
+    assert [p.name.split("-")[2] for p in paths] == ["letter.png", "invoice.png", "receipt.png", "form.png"]
+    with Image.open(paths[1]) as im:
+        assert im.size == (1275, 1650) and im.mode == "L"
+        assert im.getextrema() == (0, 255)  # black text on white paper
+    assert corpus.png_bytes(corpus.make_page(7)) == corpus.png_bytes(corpus.make_page(7))
+    assert corpus.png_bytes(corpus.make_page(7)) != corpus.png_bytes(corpus.make_page(11))
+
+
+def test_percentile_is_nearest_rank():
+    values = list(range(1, 101))
+    assert (percentile(values, 50), percentile(values, 99), percentile(values, 100)) == (50, 99, 100)
+
+
+def test_three_pages_raw_and_through_the_service(tmp_path):
+    out = tmp_path / "results.md"
+    text = run.main(["--quick", "--only", "ocr", "--pages", "3", "--clients", "2",
+                     "--workdir", str(tmp_path / "work"), "--output", str(out)])
+    assert text.startswith("machine: ")
+    lines = text.splitlines()
+    ocr_row = next(line for line in lines if line.startswith("| 1 | OCR bound: pages/s, 3 one-page tasks"))
+    cells = [c.strip() for c in ocr_row.strip("|").split("|")]
+    assert float(cells[2]) > 0 and "raw `tesseract` CLI" in cells[3] and float(cells[4]) > 0
+    assert cells[5] == "≥ 0.90" and cells[6] in ("yes", "**no**")
+    assert any(line.startswith("| 7 | peak RSS of the service process") for line in lines)
+    written = out.read_text()
+    assert "python -m bench.run" in written and ocr_row in written
+
+
+def test_table_has_a_row_for_every_measure():
+    cores_raw = {"rate": 5.0, "procs": 2, "page_time": 0.4, "cpu_per_page": 0.36, "rss_mb": 47.0}
+    results = {
+        "machine": {"cores": 2, "cpu": "x", "tesseract": "5.3.0", "python": "3.11", "os": "Linux"},
+        "background": 0.0, "sizes": run.Sizes(), "workers": 8, "raw": cores_raw, "rss_mb": 90.0,
+        "rss_phases": {"after one task": 60.0},
+        "service": {"tasks": 60, "rate": 4.8, "own_cpu_ms": 20.0, "confidence": 93.0},
+        "llm": {"tasks": 100, "rate": 3.8, "ideal": 4.0, "delay": 1.0, "llm_concurrency": 4, "cpu": 0.77,
+                "overlap": 0.8, "naive": 1.47, "figure": ["   time   cores busy"], "rss_mb": 120.0},
+        "small": {"tasks": 200, "rate": 18.0, "raw_rate": 20.0, "overhead_ms": 9.0, "submit_p50": 10.0,
+                  "submit_p99": 30.0, "done_p50": 400.0, "done_p99": 450.0},
+        "cached": {"tasks": 2000, "rate": 450.0, "own_cpu_ms": 2.0, "submit_p50": 17.0, "submit_p99": 35.0},
+        "huey": {"rate": 900.0}, "floor": {"rate": 1200.0, "own_cpu_ms": 0.45},
+        "fairness": {"singles": 4, "pages": 100, "single_max": 2.0, "single_mean": 1.5, "pdf": 50.0, "pdf_rate": 4.5},
+        "idle": {"seconds": 3.0, "threads": 30, "cpu": 0.0, "pickup_p50": 0.8, "pickup_max": 1.5},
+    }
+    report = run.report(results)
+    numbers = [line.split("|")[1].strip() for line in report.splitlines() if line.startswith("| ")][1:]
+    assert sorted(set(numbers)) == ["1", "2", "3", "4", "5", "6", "7"]
+    assert "| 0.95 | ≥ 0.85 | yes |" in report  # 3.8 / 4.0 against the LLM-bound ideal
+    assert "| 0.50 | ≥ 1.0 | **no** |" in report  # 450 / 900 against huey
+    assert "| 3 | HTTP floor: GET /api/health requests/s" in report
+    assert "LLM-bound mix over time" in report

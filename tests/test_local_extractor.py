@@ -1,0 +1,228 @@
+"""The local extractor on pages read back by the real tesseract, and on plain text."""
+import pytest
+
+from app import ocr
+from app.extract import schemas
+from app.extract.base import LibraryEntry
+from app.extract.local import LocalExtractor, canonical_label, label_key
+from drawing import blank_form_lines, draw_page, invoice_lines, letter_lines, receipt_lines
+
+
+@pytest.fixture(scope="module")
+def scanned():
+    """OCR text of each sample page, read once for the module."""
+    tesseract = ocr.Tesseract(timeout=30)
+    samples = {"receipt": receipt_lines(), "invoice": invoice_lines(), "form": blank_form_lines(),
+               "letter": letter_lines()}
+    return {name: tesseract.read(draw_page(lines)).text for name, lines in samples.items()}
+
+
+@pytest.fixture
+def local():
+    return LocalExtractor()
+
+
+def test_receipt(scanned, local):
+    result = local.extract("document", [scanned["receipt"]])
+    data = result.data
+    assert result.extractor == "local" and result.usage == {}
+    assert data["title"] == "ACME Store"
+    assert data["tags"][0] == "receipt"
+    assert data["description"] == "Receipt from ACME Store dated 2024-03-15, total $32.50."
+    kv = data["kv"]
+    assert kv["date"] == "2024-03-15"
+    assert (kv["total"], kv["currency"]) == ("$32.50", "USD")
+    assert (kv["subtotal"], kv["tax"]) == ("$30.50", "$2.00")
+    assert kv["receipt_number"] == "10023"
+    assert kv["email"] == "info@acme-store.com"
+    assert kv["phone"] == "+1 555-123-4567"
+    assert schemas.validate("document", data) == data
+
+
+def test_invoice(scanned, local):
+    data = local.extract("document", [scanned["invoice"]]).data
+    assert data["title"] == "Invoice from Northwind Traders Ltd"
+    assert data["tags"][0] == "invoice"
+    kv = data["kv"]
+    assert kv["invoice_number"] == "INV-2024-0042"
+    assert (kv["invoice_date"], kv["due_date"]) == ("2024-03-15", "2024-04-14")
+    assert kv["date"] == "2024-03-15"  # the invoice date, not the due date
+    assert kv["dates"] == "2024-03-15, 2024-04-14"
+    assert (kv["total"], kv["currency"]) == ("EUR 1,620.00", "EUR")
+    assert kv["bill_to"] == "Contoso GmbH"
+    assert kv["email"] == "billing@northwind.co.uk"
+    assert "total EUR 1,620.00" in data["description"]
+
+
+def test_blank_form_fields(scanned, local):
+    data = local.extract("form", [scanned["form"]]).data
+    assert data["title"] == "Membership Application Form"
+    assert data["tags"][0] == "form"
+    assert data["fields"][:5] == ["Full Name", "Date of Birth", "Email", "Telephone", "Address"]
+    assert any("agree to the terms" in f for f in data["fields"])
+    assert data["kv"] == {"member_type": "Standard"}
+    assert "blank fields to fill" in data["description"]
+    assert schemas.validate("form", data) == data
+
+
+def test_document_kind_ignores_blanks(scanned, local):
+    data = local.extract("document", [scanned["form"]]).data
+    assert "fields" not in data
+    assert data["kv"] == {"member_type": "Standard"}
+
+
+def test_letter(scanned, local):
+    data = local.extract("document", [scanned["letter"]]).data
+    assert data["tags"][0] == "letter"
+    assert data["title"] == "Jane Doe"
+    assert data["description"] == "Letter from Jane Doe dated 2024-03-15."
+    assert data["kv"]["dates"] == "2024-03-15, 2024-04-30"
+
+
+def test_fill_from_a_scanned_form(scanned, local):
+    fields = local.extract("form", [scanned["form"]]).data["fields"]
+    library = [LibraryEntry({"full_name": "Jane Doe", "email_address": "jane@example.com"}, "task", "t1"),
+               LibraryEntry({"Tel": "+44 117 496 0000", "date_of_birth": "1990-02-01"}, "inline", "inline-1")]
+    data = local.fill(fields, scanned["form"], library).data
+    assert data["filled"]["Full Name"] == {"value": "Jane Doe", "source": {"type": "task", "id": "t1"}}
+    assert data["filled"]["Email"]["value"] == "jane@example.com"
+    assert data["filled"]["Telephone"] == {"value": "+44 117 496 0000",
+                                           "source": {"type": "inline", "id": "inline-1"}}
+    assert data["filled"]["Date of Birth"]["value"] == "1990-02-01"
+    assert "Address" in data["missing"]
+    assert set(data["filled"]) | set(data["missing"]) == set(fields)
+
+
+def test_fill_earlier_entries_win_and_fuzzy_labels(local):
+    library = [LibraryEntry({"email": "first@example.com", "name": "Ann Lee"}, "task", "a"),
+               LibraryEntry({"E-mail": "second@example.com", "phone_number": "555 0100",
+                             "DOB": "1985-07-09", "Adress": "1 Elm St"}, "task", "b")]
+    fields = ["E-mail address", "Your full name", "Telephone No.", "Date of birth", "Address",
+              "Emial", "Favourite colour"]
+    data = local.fill(fields, "", library).data
+    assert data["filled"]["E-mail address"]["value"] == "first@example.com"
+    assert data["filled"]["Emial"]["value"] == "first@example.com"
+    assert data["filled"]["Your full name"]["value"] == "Ann Lee"
+    assert data["filled"]["Telephone No."]["source"] == {"type": "task", "id": "b"}
+    assert data["filled"]["Date of birth"]["value"] == "1985-07-09"
+    assert data["filled"]["Address"]["value"] == "1 Elm St"
+    assert data["missing"] == ["Favourite colour"]
+
+
+def test_fill_with_empty_library(local):
+    assert local.fill(["Name", "Email"], "", []).data == {"filled": {}, "missing": ["Name", "Email"]}
+
+
+@pytest.mark.parametrize("written", [
+    "2024-03-15", "2024/03/15", "15/03/2024", "03/15/2024", "15.03.2024", "15-03-2024", "15/03/24",
+    "March 15, 2024", "Mar 15 2024", "Mar. 15th, 2024", "15 Mar 2024", "15th of March 2024", "15 MARCH 2024",
+])
+def test_date_formats(local, written):
+    assert local.extract("document", [f"Note\nDate: {written}"]).data["kv"]["date"] == "2024-03-15"
+
+
+def test_ambiguous_dates_follow_day_first():
+    text = ["Note\nIssued 05/04/2024"]
+    assert LocalExtractor().extract("document", text).data["kv"]["date"] == "2024-04-05"
+    assert LocalExtractor(day_first=False).extract("document", text).data["kv"]["date"] == "2024-05-04"
+
+
+def test_impossible_dates_are_ignored(local):
+    assert "date" not in local.extract("document", ["Note\nCode 31/02/2024 and 2024-13-01"]).data["kv"]
+
+
+@pytest.mark.parametrize("lines, total, currency", [
+    (["Shop", "Subtotal 5.00", "Amount due: €1.234,56"], "€1,234.56", "EUR"),
+    (["Shop", "Total: £10.00", "Grand Total: £12.00"], "£12.00", "GBP"),
+    (["Shop", "Balance Due", "$ 99.90"], "$99.90", "USD"),
+    (["Shop", "TOTAL 42.50"], "42.50", None),
+    (["Shop", "Total 1,200.00 CHF"], "CHF 1,200.00", "CHF"),
+    (["Shop", "Item x3 $9.00", "Sub-total $9.00", "Total $9.00"], "$9.00", "USD"),
+])
+def test_totals(local, lines, total, currency):
+    kv = local.extract("document", ["\n".join(lines)]).data["kv"]
+    assert kv["total"] == total
+    assert kv.get("currency") == currency
+
+
+def test_no_total_without_a_total_line(local):
+    kv = local.extract("document", ["Shop\nSubtotal $5.00\nItem $3.00"]).data["kv"]
+    assert "total" not in kv and kv["subtotal"] == "$5.00"
+
+
+def test_noisy_blank_fields(local):
+    text = "\n".join([
+        "Registration Form",
+        "Name; ______",
+        "Date of birth: ........",
+        "Phone: — — —",
+        "Signature ________",
+        "Employer: ---",
+        "City:",
+        "[ ] Subscribe to the newsletter",
+        "[x] Member",
+        "Start: ____ End: ____",
+        "Nationality: British",
+    ])
+    data = local.extract("form", [text]).data
+    assert data["fields"] == ["Name", "Date of birth", "Phone", "Signature", "Employer", "City",
+                              "Subscribe to the newsletter", "Start", "End"]
+    assert data["kv"] == {"member": "yes", "nationality": "British"}
+
+
+def test_contacts_and_labels(local):
+    text = "\n".join([
+        "Contact sheet",
+        "Invoice No.: 42",
+        "Customer #: 7",
+        "E-mail: Sales@Example.com, help@example.org",
+        "Tel: (020) 7946 0958",
+        "Website: https://example.com",
+        "Account: DE89 3704 0044 0532 0130 00",
+    ])
+    kv = local.extract("document", [text]).data["kv"]
+    assert kv["invoice_number"] == "42"
+    assert kv["customer_number"] == "7"
+    assert kv["email"] == "sales@example.com"
+    assert kv["emails"] == "sales@example.com, help@example.org"
+    assert kv["phone"] == "(020) 7946 0958"
+    assert kv["website"] == "https://example.com"
+    assert kv["account"] == "DE89 3704 0044 0532 0130 00"
+
+
+@pytest.mark.parametrize("text, first_tag", [
+    ("Bank Statement\nOpening balance 100.00\nClosing balance 80.00\nIBAN GB00", "bank statement"),
+    ("SERVICE AGREEMENT\nThe parties hereby agree to the terms and conditions.", "contract"),
+    ("Sales Receipt\nThank you for shopping", "receipt"),
+    ("Payslip March\nGross pay 3000\nNet pay 2200", "payslip"),
+])
+def test_document_types(local, text, first_tag):
+    data = local.extract("document", [text]).data
+    assert data["tags"][0] == first_tag
+    assert 1 <= len(data["tags"]) <= 4
+
+
+def test_empty_and_untyped_text(local):
+    data = local.extract("document", [""]).data
+    assert (data["title"], data["tags"], data["kv"]) == ("Document", ["document"], {})
+    data = local.extract("form", ["just a few words here", "and a second page"]).data
+    assert data["title"] == "just a few words here" and data["fields"] == []
+    assert data["description"] == 'Document "just a few words here", 0 blank fields to fill.'
+
+
+def test_type_heading_with_only_a_date_becomes_type_and_date(local):
+    assert local.extract("document", ["RECEIPT\n2024-03-15\nTotal $4.00"]).data["title"] == "Receipt 2024-03-15"
+
+
+def test_label_helpers():
+    assert label_key("Invoice No.") == "invoice_number"
+    assert label_key("E-mail") == "email"
+    assert label_key("Bill To") == "bill_to"
+    assert canonical_label("Telephone No.") == canonical_label("phone") == "phone"
+    assert canonical_label("DOB") == canonical_label("date_of_birth")
+    assert canonical_label("Your Full Name") == canonical_label("name")
+
+
+def test_unicode_checkboxes(local):
+    data = local.extract("form", ["Survey\n☐ Email me\n☒ Call me"]).data
+    assert data["fields"] == ["Email me"] and data["kv"] == {"call_me": "yes"}

@@ -1,0 +1,213 @@
+"""OCR with the real tesseract binary on drawn pages, and upload validation."""
+import io
+from concurrent.futures import ThreadPoolExecutor
+
+import pytesseract
+import pytest
+from PIL import Image
+
+from app import ocr
+from app.errors import BadInput, PermanentError, TransientError
+import drawing
+
+LIMITS = {"max_pixels": 50_000_000, "max_pages": 10}
+
+
+@pytest.fixture(scope="module")
+def tesseract():
+    return ocr.Tesseract(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def receipt():
+    return drawing.draw_page(drawing.receipt_lines())
+
+
+@pytest.mark.parametrize("data, expected", [
+    (b"\x89PNG\r\n\x1a\n" + b"\0" * 16, "image/png"),
+    (b"\xff\xd8\xff\xe0" + b"\0" * 16, "image/jpeg"),
+    (b"II*\x00" + b"\0" * 16, "image/tiff"),
+    (b"MM\x00*" + b"\0" * 16, "image/tiff"),
+    (b"RIFF\0\0\0\0WEBPVP8 " + b"\0" * 16, "image/webp"),
+    (b"BM" + b"\0" * 12 + b"\x28\0\0\0" + b"\0" * 16, "image/bmp"),
+    (b"%PDF-1.7\n", "application/pdf"),
+    (b"BM but just text that starts like a bitmap", None),
+    (b"hello, this is text", None),
+    (b"", None),
+])
+def test_detect_media_type(data, expected):
+    assert ocr.detect_media_type(data) == expected
+
+
+def test_reads_a_drawn_page(tesseract, receipt):
+    page = tesseract.read(receipt)
+    assert "ACME Store" in page.text
+    assert "Total $32.50" in page.text
+    assert "2024-03-15" in page.text
+    assert page.text.splitlines()[0] == "ACME Store"
+    assert page.confidence > 80
+    assert page.words > 30
+    assert page.rotation == 0
+
+
+@pytest.mark.parametrize("degrees", [90, 180])
+def test_rotated_page_is_turned_and_read(tesseract, receipt, degrees):
+    page = tesseract.read(drawing.rotated(receipt, degrees))
+    assert page.rotation == degrees
+    assert "ACME Store" in page.text
+    assert "$32.50" in page.text
+    assert page.confidence > 80
+
+
+def test_blank_page_gives_empty_text(tesseract):
+    page = tesseract.read(Image.new("L", drawing.PAGE_SIZE, 255))
+    assert (page.text, page.words, page.rotation) == ("", 0, 0)
+
+
+def test_multipage_tiff_is_split(tesseract, receipt):
+    letter = drawing.draw_page(drawing.letter_lines())
+    blank = Image.new("L", (400, 300), 255)
+    data = drawing.tiff_bytes([receipt, letter, blank])
+    assert ocr.inspect_upload(data, **LIMITS) == ocr.UploadInfo("image/tiff", 3)
+    pages = ocr.load_pages(data, "image/tiff")
+    assert [p.size for p in pages] == [drawing.PAGE_SIZE, drawing.PAGE_SIZE, (400, 300)]
+    assert "Dear Mr. Smith" in tesseract.read(pages[1]).text
+
+
+def test_pdf_pages_are_rendered(tesseract, receipt):
+    data = drawing.pdf_bytes([receipt, drawing.draw_page(drawing.letter_lines())])
+    assert ocr.inspect_upload(data, **LIMITS) == ocr.UploadInfo("application/pdf", 2)
+    pages = ocr.load_pages(data, "application/pdf", pdf_dpi=150)
+    assert len(pages) == 2
+    assert all(p.mode == "L" and abs(p.width - 1275) <= 2 for p in pages)
+    assert "ACME Store" in tesseract.read(pages[0]).text
+    assert "Dear Mr. Smith" in tesseract.read(pages[1]).text
+    # The DPI scales the rendering.
+    assert abs(ocr.load_pages(data, "application/pdf", pdf_dpi=75)[0].width - 638) <= 2
+
+
+def test_exif_orientation_is_applied(tesseract, receipt):
+    # Pixels stored sideways; orientation 6 says "turn 90 degrees clockwise to view".
+    data = drawing.jpeg_bytes(drawing.rotated(receipt, 90), orientation=6)
+    assert ocr.inspect_upload(data, **LIMITS) == ocr.UploadInfo("image/jpeg", 1)
+    page = ocr.load_pages(data, "image/jpeg")[0]
+    assert page.size == drawing.PAGE_SIZE
+    # prepare() does it too, for images that did not come through load_pages.
+    raw = Image.open(io.BytesIO(data))
+    assert raw.size == (1650, 1275)
+    assert ocr.prepare(raw).size == drawing.PAGE_SIZE
+    text = tesseract.read(page)
+    assert "ACME Store" in text.text and text.rotation == 0
+
+
+def test_prepare_makes_small_pages_gray_and_bigger():
+    small = ocr.prepare(Image.new("RGB", (300, 450), "white"))
+    assert small.mode == "L" and small.size == (1000, 1500)
+    big = ocr.prepare(Image.new("RGBA", drawing.PAGE_SIZE, (0, 0, 0, 0)))
+    assert big.size == drawing.PAGE_SIZE and big.getpixel((5, 5)) == 255  # transparent is paper
+
+
+def _png(size):
+    return drawing.png_bytes(Image.new("L", size, 255))
+
+
+@pytest.mark.parametrize("data, limits, status, code", [
+    (b"", {}, 400, "empty_file"),
+    (b"this is a text file that somebody named scan.png\n", {}, 415, "unsupported_media_type"),
+    (drawing.png_bytes(drawing.draw_page(["some text"]))[:3000], {}, 400, "corrupt_image"),
+    (drawing.jpeg_bytes(drawing.draw_page(drawing.letter_lines()))[:20000], {}, 400, "corrupt_image"),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, {}, 400, "corrupt_image"),
+    (drawing.bomb_png(20000, 20000), {}, 400, "image_too_large"),
+    # Between Pillow's warning and error limits: must not leak a DecompressionBombWarning.
+    (drawing.bomb_png(10000, 10000), {"max_pixels": 500_000_000}, 400, "image_too_large"),
+    (_png((3000, 3000)), {"max_pixels": 1_000_000}, 400, "image_too_large"),
+    (_png((1, 1)), {}, 400, "image_too_small"),
+    (_png((15, 400)), {}, 400, "image_too_small"),
+    (drawing.tiff_bytes([Image.new("L", (100, 100), 255)] * 3), {"max_pages": 2}, 413, "too_many_pages"),
+    (b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF", {}, 400, "corrupt_pdf"),
+    (drawing.pdf_bytes([Image.new("L", (100, 100), 255)] * 3), {"max_pages": 2}, 413, "too_many_pages"),
+    (drawing.pdf_bytes([Image.new("L", (3000, 3000), 255)]), {"max_pixels": 5_000_000}, 400, "image_too_large"),
+], ids=["empty", "text", "truncated-png", "truncated-jpeg", "garbage-png", "bomb", "bomb-warning-range",
+        "over-limit", "1x1", "thin", "tiff-pages", "broken-pdf", "pdf-pages", "pdf-too-large"])
+def test_inspect_upload_rejects(data, limits, status, code):
+    with pytest.raises(BadInput) as caught:
+        ocr.inspect_upload(data, **{**LIMITS, **limits})
+    assert (caught.value.status, caught.value.code) == (status, code)
+
+
+def test_inspect_upload_accepts_every_image_format():
+    page = drawing.draw_page(["hello"], size=(200, 100), margin=10)
+    for fmt, media_type in [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("TIFF", "image/tiff"),
+                            ("WEBP", "image/webp"), ("BMP", "image/bmp")]:
+        buf = io.BytesIO()
+        page.save(buf, fmt)
+        assert ocr.inspect_upload(buf.getvalue(), **LIMITS) == ocr.UploadInfo(media_type, 1)
+        assert ocr.load_pages(buf.getvalue(), media_type)[0].size == (200, 100)
+
+
+def test_timeout_is_transient(receipt):
+    with pytest.raises(TransientError) as caught:
+        ocr.Tesseract(timeout=0.001).read(receipt)
+    assert caught.value.stage == "ocr"
+    assert "timed out after 0.001s" in caught.value.message
+
+
+def test_unknown_language_is_permanent(tesseract, receipt):
+    with pytest.raises(PermanentError, match="not installed: zzz"):
+        tesseract.read(receipt, lang="eng+zzz")
+
+
+def test_languages_and_version(tesseract):
+    assert "eng" in tesseract.languages()
+    assert "osd" not in tesseract.languages()
+    assert tesseract.version().split(".")[0] >= "4"
+
+
+def test_load_page_by_index(receipt):
+    letter = drawing.draw_page(drawing.letter_lines())
+    for data, media_type in [(drawing.tiff_bytes([receipt, letter]), "image/tiff"),
+                             (drawing.pdf_bytes([receipt, letter]), "application/pdf")]:
+        pages = ocr.load_pages(data, media_type)
+        assert ocr.load_page(data, media_type, 1).tobytes() == pages[1].tobytes()
+        with pytest.raises(PermanentError, match="no page 3"):
+            ocr.load_page(data, media_type, 2)
+
+
+def test_pdf_rendering_from_many_threads(receipt):
+    data = drawing.pdf_bytes([receipt, Image.new("L", (300, 300), 255)])
+    expected = [p.tobytes() for p in ocr.load_pages(data, "application/pdf")]
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda _: ocr.load_pages(data, "application/pdf"), range(12)))
+    assert all([p.tobytes() for p in pages] == expected for pages in results)
+
+
+def test_page_too_big_for_tesseract_is_permanent(tesseract):
+    with pytest.raises(PermanentError, match="too big for tesseract"):
+        tesseract.read(Image.new("L", (40000, 20), 255))
+
+
+CRASHING_TESSERACT = """#!/bin/sh
+case "$1" in
+  --version) echo "tesseract 5.3.0"; exit 0;;
+  --list-langs) printf 'List of available languages in "/x/" (2):\\neng\\nosd\\n'; exit 0;;
+esac
+echo "Segmentation fault" >&2
+kill -KILL $$
+"""
+
+
+@pytest.fixture
+def crashing_tesseract(tmp_path):
+    script = tmp_path / "tesseract"
+    script.write_text(CRASHING_TESSERACT)
+    script.chmod(0o755)
+    # pytesseract keeps the command in a module global: put the real one back afterwards.
+    original = pytesseract.pytesseract.tesseract_cmd
+    yield ocr.Tesseract(cmd=str(script))
+    pytesseract.pytesseract.tesseract_cmd = original
+
+
+def test_crashing_binary_is_transient(crashing_tesseract, receipt):
+    with pytest.raises(TransientError, match="tesseract failed") as caught:
+        crashing_tesseract.read(receipt)
+    assert caught.value.stage == "ocr"
