@@ -189,7 +189,8 @@ def inspect_uploads(uploads: list[Upload], settings, *, max_files: int) -> list[
         raise BadInput(413, "too_many_files", f"at most {max_files} files per request")
     records = []
     for up in uploads:
-        info = ocr.inspect_upload(up.data, max_pixels=settings.max_pixels, max_pages=settings.max_pages)
+        info = ocr.inspect_upload(up.data, max_pixels=settings.max_pixels, max_pages=settings.max_pages,
+                                  pdf_dpi=settings.pdf_dpi)
         records.append({"name": up.name, "media_type": info.media_type, "pages": info.pages, "size": len(up.data)})
     return records
 
@@ -207,8 +208,8 @@ def content_hash(task_type: str, file_hashes: list[str], options: dict, extracto
 
 
 # -- storing -----------------------------------------------------------------------------
-def submit(sub: Submission, *, tenant: str, rt, batch: bool = False) -> tuple[list[str], str | None]:
-    """Store files and rows for a checked submission; returns (task ids, batch id)."""
+def submit(sub: Submission, *, tenant: str, rt, batch: bool = False) -> tuple[list, str | None]:
+    """Store files and rows for a checked submission; returns (task rows as stored, batch id)."""
     settings, db, store = rt.settings, rt.db, rt.store
     check_options(sub, languages=rt.ocr_engine.languages(), tenant=tenant, db=db, settings=settings)
     records = inspect_uploads(sub.uploads, settings, max_files=settings.max_batch_files if batch else settings.max_files)
@@ -236,6 +237,7 @@ def submit(sub: Submission, *, tenant: str, rt, batch: bool = False) -> tuple[li
         # The exact check runs again inside the insert's transaction, so racing requests cannot overshoot.
         db.create_tasks(tasks, now, batch={"id": batch_id, "tenant": tenant, "type": sub.type} if batch else None,
                         admit=lambda counts: _admit(counts, len(tasks), limits))
+    rows = [db.get_task(t.id) for t in tasks]  # read before queueing: the answer shows the task as submitted
     for t in tasks:
         if t.cached_result is None:
             rt.queue.put(t.id, t.priority)
@@ -243,10 +245,10 @@ def submit(sub: Submission, *, tenant: str, rt, batch: bool = False) -> tuple[li
                     t.priority, " (from cache)" if t.cached_result is not None else "")
     if rt.metrics is not None:
         rt.metrics.on_submitted(sub.type, len(tasks))
-    for t in tasks:
+    for t, row in zip(tasks, rows):
         if t.cached_result is not None:
-            rt.events.finished(db.get_task(t.id))
-    return [t.id for t in tasks], batch_id
+            rt.events.finished(row)
+    return rows, batch_id
 
 
 def admission_limits(settings) -> tuple[int, int]:

@@ -49,12 +49,14 @@ class Service:
         self._server = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "Service":
+    def start(self, *, workers: bool = True) -> "Service":
+        """Serve HTTP; workers=False leaves the pool stopped, so tasks stay pending (tests use it)."""
         from . import auth
 
         s = self.rt.settings
         auth.check_startup(s, self.rt.db)
-        self.rt.pool.start()
+        if workers:
+            self.rt.pool.start()
         self._server = create_server(self.app, host=s.host, port=s.port, threads=s.http_threads,
                                      ident="docproc", channel_timeout=120, connection_limit=1000,
                                      clear_untrusted_proxy_headers=True,

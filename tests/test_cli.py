@@ -7,15 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-from waitress.server import create_server
 
 from app import create_app
+from app.server import Service
 from conftest import make_settings
 from drawing import blank_form_lines, draw_page, invoice_lines, png_bytes, receipt_lines
 
@@ -52,14 +50,9 @@ def pages(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture
 def idle_url(tmp_path):
     """A real HTTP server over an app whose workers never start: tasks stay pending."""
-    app = create_app(make_settings(tmp_path / "idle"))
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, name="idle-http", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
-    server.task_dispatcher.shutdown(timeout=5)
-    app.extensions["docproc"].db.close_all()
+    service = Service(create_app(make_settings(tmp_path / "idle"))).start(workers=False)
+    yield service.url
+    service.stop(grace=0)
 
 
 def closed_port() -> int:

@@ -7,15 +7,14 @@ import logging
 import re
 import socket
 import sqlite3
-import threading
 import time
 import uuid
 
 import pytest
 from flask import Blueprint
-from waitress.server import create_server
 
 from app import auth, create_app
+from app.server import Service
 from app.config import ConfigError
 from conftest import make_settings
 from drawing import blank_form_lines, bomb_png, draw_page, pdf_bytes, png_bytes
@@ -66,16 +65,13 @@ def http_only():
     servers = []
 
     def start(app) -> str:
-        server = create_server(app, host="127.0.0.1", port=0, threads=4)
-        threading.Thread(target=server.run, name="test-http", daemon=True).start()
-        servers.append((server, app))
-        return f"http://127.0.0.1:{server.effective_port}"
+        service = Service(app).start(workers=False)
+        servers.append(service)
+        return service.url
 
     yield start
-    for server, app in servers:
-        server.close()
-        server.task_dispatcher.shutdown(timeout=5)
-        app.extensions["docproc"].db.close_all()
+    for service in servers:
+        service.stop(grace=0)
 
 
 # -- keys -----------------------------------------------------------------------------------------

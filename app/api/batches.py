@@ -18,7 +18,8 @@ def create_batch():
     if not rt.accepting:
         raise BadInput(503, "shutting_down", "the service is shutting down", {"Retry-After": "10"})
     sub = intake.parse_request(request)
-    task_ids, batch_id = intake.submit(sub, tenant=current_tenant(), rt=rt, batch=True)
+    rows, batch_id = intake.submit(sub, tenant=current_tenant(), rt=rt, batch=True)
+    task_ids = [r["id"] for r in rows]
     response = jsonify({"id": batch_id, "type": sub.type, "task_ids": task_ids})
     response.status_code = 202
     response.headers["Location"] = f"/api/batches/{batch_id}"

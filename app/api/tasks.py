@@ -39,8 +39,7 @@ def _submit(fixed_type: str | None):
     if not rt.accepting:
         raise BadInput(503, "shutting_down", "the service is shutting down", {"Retry-After": "10"})
     sub = intake.parse_request(request, fixed_type)
-    task_ids, _ = intake.submit(sub, tenant=current_tenant(), rt=rt)
-    row = rt.db.get_task(task_ids[0])
+    (row,), _ = intake.submit(sub, tenant=current_tenant(), rt=rt)
     response = jsonify(task_to_dict(row))
     response.status_code = 202
     response.headers["Location"] = f"/api/tasks/{row['id']}"
