@@ -5,6 +5,7 @@ import json
 import os
 import re
 import sys
+from contextlib import contextmanager
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -54,7 +55,9 @@ def serve():
 
 
 # -- API keys (local: open the database directly) ---------------------------------------------
+@contextmanager
 def _database():
+    """The service's database under DOCPROC_DATA_DIR, closed when the block ends."""
     from .config import ConfigError, Settings
     from .db import Database
 
@@ -64,8 +67,11 @@ def _database():
         raise Exit(str(exc), 2) from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.db_path)
-    db.init_schema()
-    return db
+    try:
+        db.init_schema()
+        yield db
+    finally:
+        db.close_all()
 
 
 def _iso(value):
@@ -83,13 +89,11 @@ def keys():
 @click.argument("tenant")
 def keys_create(tenant):
     """Create a key for TENANT and print it; it is shown only this once."""
-    db = _database()
-    try:
-        key = auth.create_key(db, tenant)
-    except ValueError as exc:
-        raise Exit(str(exc), 2) from None
-    finally:
-        db.close_all()
+    with _database() as db:
+        try:
+            key = auth.create_key(db, tenant)
+        except ValueError as exc:
+            raise Exit(str(exc), 2) from None
     click.echo(key)
     click.echo(f"docproc: key created for tenant {tenant!r}; store it now, it cannot be shown again", err=True)
 
@@ -97,11 +101,8 @@ def keys_create(tenant):
 @keys.command("list")
 def keys_list():
     """List keys (prefix, tenant, timestamps) as JSON; the secrets themselves are not stored."""
-    db = _database()
-    try:
+    with _database() as db:
         rows = auth.list_keys(db)
-    finally:
-        db.close_all()
     _emit([{k: (_iso(v) if k.endswith("_at") else v) for k, v in dict(row).items()} for row in rows])
 
 
@@ -109,11 +110,8 @@ def keys_list():
 @click.argument("prefix")
 def keys_revoke(prefix):
     """Revoke the key whose prefix is PREFIX (exit 4 if there is no such active key)."""
-    db = _database()
-    try:
+    with _database() as db:
         revoked = auth.revoke_key(db, prefix)
-    finally:
-        db.close_all()
     if not revoked:
         raise Exit(f"no active key with prefix {prefix!r}", 4)
     _emit({"prefix": prefix, "revoked": True})

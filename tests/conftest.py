@@ -1,6 +1,7 @@
 """Fixtures: a real app on a real SQLite file under tmp_path, served over a real socket."""
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
@@ -74,3 +75,13 @@ def wait_for(http, url: str, *, statuses=("completed", "failed", "cancelled"), t
         if task["status"] in statuses:
             return task
     raise AssertionError(f"task at {url} did not reach {statuses} within {timeout}s: {task}")
+
+
+def db_rows(settings, sql, *args):
+    """Query the service's SQLite file directly, as an outside observer."""
+    conn = sqlite3.connect(settings.db_path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from app import create_app
-from conftest import make_settings, wait_for
+from conftest import db_rows, make_settings, wait_for
 from drawing import draw_page, png_bytes, receipt_lines, tiff_bytes
 
 
@@ -26,15 +26,6 @@ def page_with(n: int) -> bytes:
 def post(http, url, data: bytes, **fields):
     return http.post(url + "/api/tasks", data={"type": "document", **fields},
                      files={"file": ("page.png", data, "image/png")}, timeout=30)
-
-
-def db_rows(settings, sql, *args):
-    conn = sqlite3.connect(settings.db_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 def test_submission_runs_to_completion(service, http, settings):

@@ -16,7 +16,7 @@ from flask import Blueprint
 from app import auth, create_app
 from app.server import Service
 from app.config import ConfigError
-from conftest import make_settings
+from conftest import db_rows, make_settings
 from drawing import blank_form_lines, bomb_png, draw_page, pdf_bytes, png_bytes
 
 TASK_ROUTE_ARGS = ("task_id", "batch_id")
@@ -44,15 +44,6 @@ def wait_as(http, url: str, headers: dict, timeout: float = 60.0) -> dict:
         if task["status"] in ("completed", "failed", "cancelled"):
             return task
     raise AssertionError(f"task at {url} did not finish within {timeout}s")
-
-
-def db_rows(settings, sql, *args):
-    conn = sqlite3.connect(settings.db_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 def task_count(settings) -> int:
