@@ -90,6 +90,9 @@ class Service:
             server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
             self._thread.join(5)
             server.task_dispatcher.shutdown(timeout=5)
+        close_extractor = getattr(self.rt.extractor, "close", None)
+        if close_extractor is not None:
+            close_extractor()  # the LLM client's connection pool
         self.rt.db.close_all()
         logger.info("docproc stopped")
         return released
