@@ -112,8 +112,9 @@ class Database:
         conn.executescript(SCHEMA_PATH.read_text())
 
     # -- intake ------------------------------------------------------------------------
-    def create_tasks(self, tasks: list[NewTask], now: float, batch: dict | None = None, admit=None) -> None:
-        """Insert tasks (and their batch) in one transaction; admit(counts) may refuse first."""
+    def create_tasks(self, tasks: list[NewTask], now: float, batch: dict | None = None, admit=None) -> list[sqlite3.Row]:
+        """Insert tasks (and their batch) in one transaction; admit(counts) may refuse first; the rows as stored."""
+        rows = []
         with self.transaction() as conn:
             if admit is not None:
                 admit(self.pending_counts(tasks[0].tenant))
@@ -124,10 +125,10 @@ class Database:
                 )
             for t in tasks:
                 done = t.cached_result is not None
-                conn.execute(
+                rows.append(conn.execute(  # RETURNING: the stored row without a second SELECT
                     "INSERT INTO tasks (id, tenant, type, status, priority, progress, stage, input, result,"
                     " content_hash, batch_id, created_at, updated_at, started_at, completed_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                     (
                         t.id, t.tenant, t.type,
                         TaskStatus.COMPLETED if done else TaskStatus.PENDING,
@@ -136,11 +137,12 @@ class Database:
                         t.content_hash, t.batch_id, now, now,
                         now if done else None, now if done else None,
                     ),
-                )
+                ).fetchone())
                 conn.executemany(
                     "INSERT INTO task_files (task_id, position, sha256) VALUES (?, ?, ?)",
                     [(t.id, i, h) for i, h in enumerate(t.file_hashes)],
                 )
+        return rows
 
     def cached_result(self, tenant: str, content_hash: str) -> dict | None:
         """The result of the newest completed task of this tenant with the same content hash."""

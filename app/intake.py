@@ -235,9 +235,9 @@ def submit(sub: Submission, *, tenant: str, rt, batch: bool = False) -> tuple[li
                 content_hash=chash, batch_id=batch_id, cached_result=cached,
             ))
         # The exact check runs again inside the insert's transaction, so racing requests cannot overshoot.
-        db.create_tasks(tasks, now, batch={"id": batch_id, "tenant": tenant, "type": sub.type} if batch else None,
-                        admit=lambda counts: _admit(counts, len(tasks), limits))
-    rows = [db.get_task(t.id) for t in tasks]  # read before queueing: the answer shows the task as submitted
+        # The rows as inserted (before queueing): the answer shows the task as submitted.
+        rows = db.create_tasks(tasks, now, batch={"id": batch_id, "tenant": tenant, "type": sub.type} if batch else None,
+                               admit=lambda counts: _admit(counts, len(tasks), limits))
     for t in tasks:
         if t.cached_result is None:
             rt.queue.put(t.id, t.priority)

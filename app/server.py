@@ -13,8 +13,9 @@ from waitress.server import create_server
 from waitress.task import ErrorTask
 
 from . import create_app
-from .config import Settings
+from .config import ConfigError, Settings
 from .logs import configure_logging
+from .workers import DataDirBusy
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +56,17 @@ class Service:
 
         s = self.rt.settings
         auth.check_startup(s, self.rt.db)
-        if workers:
-            self.rt.pool.start()
         self._server = create_server(self.app, host=s.host, port=s.port, threads=s.http_threads,
                                      ident="docproc", channel_timeout=120, connection_limit=1000,
                                      clear_untrusted_proxy_headers=True,
                                      # waitress buffers a whole body before Flask sees it: refuse too-large ones on the headers
                                      max_request_body_size=s.max_upload_bytes + 1)
+        if workers:
+            try:
+                self.rt.pool.start()
+            except BaseException:
+                self._server.close()  # bound but never served: free the port for the caller's retry
+                raise
         self._server.channel_class = _JsonErrorChannel  # every error a client sees has the same shape
         self._thread = threading.Thread(target=self._server.run, name="docproc-http", daemon=True)
         self._thread.start()
@@ -100,9 +105,14 @@ class Service:
 
 def serve(settings: Settings | None = None) -> int:
     """Run until SIGTERM/SIGINT: the first drains within the grace period, a second exits at once."""
-    settings = settings or Settings.from_env()
-    configure_logging(settings)
-    service = Service(create_app(settings)).start()
+    try:
+        settings = settings or Settings.from_env()
+        configure_logging(settings)
+        service = Service(create_app(settings)).start()
+    except (ConfigError, DataDirBusy, OSError) as exc:
+        # A setting, a second instance or a taken port: one clear line, not a traceback.
+        os.write(2, f"docproc: cannot start: {exc}\n".encode())
+        return 2
     stop = threading.Event()
     received = []
 

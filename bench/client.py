@@ -1,6 +1,7 @@
 """The benchmark's HTTP clients: submit, long-poll until finished, many at once."""
 from __future__ import annotations
 
+import base64
 import math
 import threading
 import time
@@ -83,6 +84,36 @@ def submit(url: str, data: bytes, *, filename: str = "page.png", media_type: str
     return r.json(), before, after
 
 
+def submit_json(url: str, data: bytes, *, task_type: str = "document", options: dict | None = None) -> tuple[dict, float, float]:
+    """POST one file as application/json with the image in base64; (task, time before, time after)."""
+    body = {"type": task_type, "images": [base64.b64encode(data).decode()], "options": options or {}}
+    before = time.time()
+    r = session().post(url + "/api/tasks", json=body, timeout=60)
+    after = time.time()
+    if r.status_code != 202:
+        raise RuntimeError(f"JSON submit answered {r.status_code}: {r.text[:300]}")
+    return r.json(), before, after
+
+
+def run_batch(url: str, blobs: list[bytes], *, task_type: str = "document", options: str = "{}") -> list[dict]:
+    """POST every file in one /api/batches request (one task each), then read the batch until done."""
+    files = [("file", (f"page-{n}.png", b, "image/png")) for n, b in enumerate(blobs)]
+    r = session().post(url + "/api/batches", data={"type": task_type, "options": options}, files=files, timeout=60)
+    if r.status_code != 202:
+        raise RuntimeError(f"batch submit answered {r.status_code}: {r.text[:300]}")
+    batch_id = r.json()["id"]
+    end = time.monotonic() + 600
+    while True:
+        r = session().get(f"{url}/api/batches/{batch_id}", timeout=60)
+        r.raise_for_status()
+        batch = r.json()
+        if batch["done"]:
+            return batch["tasks"]
+        if time.monotonic() > end:
+            raise RuntimeError(f"batch {batch_id} not done after 600 s")
+        time.sleep(0.01)  # bounded; cached batches are done on the first read
+
+
 def wait(url: str, task: dict, *, until=FINISHED, timeout: float = 600.0) -> dict:
     """Long-poll the task until its status is one of `until` or finished (bounded)."""
     end = time.monotonic() + timeout
@@ -95,9 +126,9 @@ def wait(url: str, task: dict, *, until=FINISHED, timeout: float = 600.0) -> dic
     return task
 
 
-def run_one(url: str, data: bytes, **kwargs) -> Outcome:
-    """Submit one file and follow it to the end, like a client would."""
-    task, before, after = submit(url, data, **kwargs)
+def run_one(url: str, data: bytes, *, as_json: bool = False, **kwargs) -> Outcome:
+    """Submit one file (multipart, or JSON with base64) and follow it to the end, like a client would."""
+    task, before, after = submit_json(url, data, **kwargs) if as_json else submit(url, data, **kwargs)
     task = wait(url, task)
     if task["status"] != "completed":
         raise RuntimeError(f"task {task['id']} {task['status']}: {task['errors']}")

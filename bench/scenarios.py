@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import peer
-from .client import closed_loop, percentile, run_one, session, submit, ts, wait
+from .client import closed_loop, percentile, run_batch, run_one, session, submit, ts, wait
 from .service import ROOT, ServiceProcess, SystemCpu
 from .timeline import Timeline
 
@@ -137,6 +137,29 @@ def cached(svc: ServiceProcess, blob: bytes, count: int, clients: int) -> dict:
     done_ms = [o.turnaround * 1000 for o in outcomes]
     return {**run, "submit_p50": percentile(submit_ms, 50), "submit_p99": percentile(submit_ms, 99),
             "done_p50": percentile(done_ms, 50), "done_p99": percentile(done_ms, 99)}
+
+
+def cached_json(svc: ServiceProcess, blob: bytes, count: int, clients: int) -> dict:
+    """The cached run again, each file as application/json with the image in base64 (no multipart parsing)."""
+    run = through_service(svc, [blob] * count, clients, as_json=True, options={})
+    assert all(o.task["result"].get("cached") for o in run["outcomes"]), "a JSON submission missed the cache"
+    submit_ms = [o.submit_latency * 1000 for o in run["outcomes"]]
+    return {**run, "submit_p50": percentile(submit_ms, 50), "submit_p99": percentile(submit_ms, 99)}
+
+
+def cached_batches(svc: ServiceProcess, blob: bytes, count: int, clients: int, per_request: int) -> dict:
+    """The cached tasks as POST /api/batches of `per_request` files (one task each), then one batch read each."""
+    sizes = [min(per_request, count - i) for i in range(0, count, per_request)]
+    own = svc.own_cpu_seconds()
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients, thread_name_prefix="bench-client") as ex:
+        batches = list(ex.map(lambda n: run_batch(svc.url, [blob] * n), sizes))
+    seconds = time.perf_counter() - start
+    tasks = [t for b in batches for t in b]
+    assert len(tasks) == count and all(t["status"] == "completed" and t["result"].get("cached") for t in tasks), \
+        "a batched task missed the cache"
+    return {"tasks": count, "per_request": per_request, "requests": len(sizes), "seconds": seconds,
+            "rate": count / seconds, "own_cpu_ms": (svc.own_cpu_seconds() - own) / count * 1000}
 
 
 def queued_small(svc: ServiceProcess, path: Path, count: int, clients: int, procs: int) -> dict:
