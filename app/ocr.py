@@ -332,41 +332,45 @@ class Tesseract:
             self._languages = set(self._call(pytesseract.get_languages)) - {"osd"}
         return self._languages
 
-    def read(self, image: Image.Image, lang: str = "eng") -> PageText:
-        """OCR one page; turn it with OSD and read again only when the first pass is weak."""
+    def read(self, image: Image.Image, lang: str = "eng", *, timeout: float | None = None) -> PageText:
+        """OCR one page; turn it with OSD and read again only when the first pass is weak.
+
+        timeout (seconds) shortens the per-run limit, e.g. to what is left of the task's deadline.
+        """
+        limit = self.timeout if timeout is None else max(min(self.timeout, timeout), 0.001)
         missing = set(lang.split("+")) - self.languages()
         if missing:
             raise PermanentError(f"OCR language not installed: {', '.join(sorted(missing))}", stage="ocr")
         image = prepare(image)
         if max(image.size) > MAX_TESSERACT_SIDE:
             raise PermanentError(f"page is {image.width}x{image.height} pixels, too big for tesseract", stage="ocr")
-        first = self._recognise(image, lang)
+        first = self._recognise(image, lang, limit)
         if first.confidence >= WEAK_CONFIDENCE and first.words >= WEAK_WORDS:
             return first
-        angle = self._orientation(image)
+        angle = self._orientation(image, limit)
         if not angle:
             return first
         # OSD's "rotate" is clockwise; PIL rotates counter-clockwise.
-        second = self._recognise(image.rotate(-angle, expand=True, fillcolor=255), lang)
+        second = self._recognise(image.rotate(-angle, expand=True, fillcolor=255), lang, limit)
         second.rotation = angle
         logger.debug("page turned %d degrees: score %.0f -> %.0f", angle, first.score, second.score)
         return second if second.score > first.score else first
 
-    def _recognise(self, image: Image.Image, lang: str) -> PageText:
+    def _recognise(self, image: Image.Image, lang: str, limit: float) -> PageText:
         # Uncompressed TIFF: pytesseract would otherwise spend ~5% of the page time on PNG.
         image.format = "TIFF"
         data = self._call(pytesseract.image_to_data, image, lang=lang, output_type=Output.DICT,
-                          timeout=self.timeout)
+                          timeout=limit, limit=limit)
         return _page_text(data)
 
-    def _orientation(self, image: Image.Image) -> int:
-        osd = self._call(_osd_or_nothing, image, self.timeout)
+    def _orientation(self, image: Image.Image, limit: float) -> int:
+        osd = self._call(_osd_or_nothing, image, limit, limit=limit)
         angle = int(osd.get("rotate", 0)) % 360
         if angle in (90, 180, 270) and float(osd.get("orientation_conf", 0.0)) >= MIN_OSD_CONFIDENCE:
             return angle
         return 0
 
-    def _call(self, func, *args, **kwargs):
+    def _call(self, func, *args, limit: float | None = None, **kwargs):
         try:
             return func(*args, **kwargs)
         except pytesseract.TesseractNotFoundError as e:
@@ -375,7 +379,7 @@ class Tesseract:
             raise TransientError(f"tesseract failed (status {e.status}): {e.message}", stage="ocr") from None
         except RuntimeError as e:
             if "timeout" in str(e).lower():
-                raise TransientError(f"tesseract timed out after {self.timeout:g}s", stage="ocr") from None
+                raise TransientError(f"tesseract timed out after {limit or self.timeout:g}s", stage="ocr") from None
             raise TransientError(f"tesseract failed: {e}", stage="ocr") from None
         except (TypeError, ValueError) as e:
             raise PermanentError(f"page image cannot be processed: {e}", stage="ocr") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Callable
@@ -27,10 +28,11 @@ class _PageJob:
 class PageBatch:
     """The pages of one task in flight; the task's worker reads results as they come."""
 
-    def __init__(self, pool: "OcrPool", key: str, count: int):
+    def __init__(self, pool: "OcrPool", key: str, count: int, deadline: float | None = None):
         self._pool = pool
         self.key = key
         self.count = count
+        self.deadline = deadline  # wall-clock end of the task's attempt: no page may run past it
         self.results: queue.Queue = queue.Queue()
 
     def next_result(self, timeout: float | None):
@@ -45,8 +47,9 @@ class PageBatch:
 class OcrPool:
     """Owns `concurrency` OCR threads and the fair page scheduler that feeds them."""
 
-    def __init__(self, read_page: Callable, concurrency: int):
-        self._read_page = read_page  # (image, lang) -> PageText
+    def __init__(self, read_page: Callable, concurrency: int, clock: Callable = time.time):
+        self._read_page = read_page  # (image, lang, *, timeout=None) -> PageText
+        self._clock = clock
         self.concurrency = concurrency
         self._jobs: "OrderedDict[str, tuple[int, deque]]" = OrderedDict()  # key -> (priority, pages)
         self._served: set[str] = set()  # keys in _jobs that got at least one page started
@@ -71,9 +74,10 @@ class OcrPool:
             t.join(timeout)
         self._threads = []
 
-    def submit(self, key: str, priority: int, loaders: list[Callable], lang: str) -> PageBatch:
+    def submit(self, key: str, priority: int, loaders: list[Callable], lang: str,
+               deadline: float | None = None) -> PageBatch:
         """Queue every page of one task; results arrive on the returned batch."""
-        batch = PageBatch(self, key, len(loaders))
+        batch = PageBatch(self, key, len(loaders), deadline)
         with self._cond:
             self._jobs[key] = (priority, deque(_PageJob(i, load, lang, batch) for i, load in enumerate(loaders)))
             # Never served is least recently served: the new task goes ahead of every task
@@ -117,7 +121,11 @@ class OcrPool:
             if job is None:
                 return
             try:
-                page = self._read_page(job.load(), job.lang)
+                if job.batch.deadline is None:
+                    page = self._read_page(job.load(), job.lang)
+                else:
+                    # tesseract is killed at the task's deadline, so a late page frees its core.
+                    page = self._read_page(job.load(), job.lang, timeout=job.batch.deadline - self._clock())
                 job.batch.results.put((job.index, page, None))
             except Exception as exc:  # handed to the task's worker, which decides
                 job.batch.results.put((job.index, None, exc))

@@ -64,7 +64,7 @@ def build_runtime(settings: Settings, *, clock=time.time, extractor=None) -> Run
     queue = LocalQueue(settings.queue_size, clock=clock)
     events = TaskEvents()
     engine = Tesseract(timeout=settings.ocr_timeout)
-    ocr_pool = OcrPool(engine.read, settings.effective_ocr_concurrency)
+    ocr_pool = OcrPool(engine.read, settings.effective_ocr_concurrency, clock=clock)
     extractor = extractor or make_extractor(settings)
     llm_slots = threading.BoundedSemaphore(settings.llm_concurrency) if settings.uses_llm else None
     metrics = Metrics()

@@ -220,6 +220,18 @@ def test_tesseract_is_killed_at_the_ocr_timeout(tmp_path, start_service, http):
     assert live_tesseract_children() == []
 
 
+def test_task_deadline_kills_the_running_tesseract(tmp_path, start_service, http):
+    # ocr_timeout is generous; only the task's own deadline can stop this page early.
+    svc = start_service(create_app(make_settings(tmp_path, task_timeout=0.15, ocr_timeout=60, max_attempts=3)))
+    pages = [draw_page([f"Deadline page {i}"] + receipt_lines()) for i in range(3)]
+    r = http.post(svc.url + "/api/tasks", data={"type": "document"},
+                  files={"file": ("t.tiff", tiff_bytes(pages), "image/tiff")})
+    task = wait_for(http, svc.url + r.headers["Location"])
+    assert task["status"] == "failed" and task["attempts"] == 1, task
+    assert task["errors"][-1]["stage"] == "ocr" and "deadline" in task["errors"][-1]["message"]
+    until(lambda: live_tesseract_children() == [], 5, "tesseract killed at the deadline")
+
+
 # -- crash safety (the real process, kill -9) ---------------------------------------------------
 def completed_lines(log: str) -> list[str]:
     return re.findall(r"task ([0-9a-f-]{36}) completed in", log)

@@ -80,7 +80,7 @@ class TaskContext:
         total = len(loaders)
         started = time.monotonic()
         self.checkpoint(f"ocr 0/{total} pages", 0.0)
-        batch = self.s.ocr_pool.submit(self.claim, self.priority, loaders, lang)
+        batch = self.s.ocr_pool.submit(self.claim, self.priority, loaders, lang, deadline=self.deadline)
         pages = [None] * total
         try:
             for done in range(1, total + 1):
