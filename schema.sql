@@ -15,6 +15,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     errors           TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(errors)),
     input            TEXT NOT NULL CHECK (json_valid(input)),
     result           TEXT CHECK (result IS NULL OR json_valid(result)),
+    ocr_pages        TEXT CHECK (ocr_pages IS NULL OR json_valid(ocr_pages)),  -- kept for a retry
+
     content_hash     TEXT,                             -- files + type + options + extractor
     batch_id         TEXT,
     claim            TEXT,                             -- token of the attempt that owns the row

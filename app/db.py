@@ -242,12 +242,16 @@ class Database:
                 (claim, now, now, deadline, task_id, now),
             ).fetchone()
 
-    def record_progress(self, task_id: str, claim: str, progress: float, stage: str, now: float) -> bool | None:
-        """Write progress; returns cancel_requested, or None when the attempt lost the task."""
+    def record_progress(self, task_id: str, claim: str, progress: float, stage: str, now: float,
+                        ocr_pages: list | None = None) -> bool | None:
+        """Write progress (and the OCR of every page, once read); returns cancel_requested, or None
+        when the attempt lost the task."""
         row = self.connection().execute(
-            "UPDATE tasks SET progress = max(progress, ?), stage = ?, updated_at = ?"
+            "UPDATE tasks SET progress = max(progress, ?), stage = ?, updated_at = ?,"
+            " ocr_pages = coalesce(?, ocr_pages)"
             " WHERE id = ? AND claim = ? AND status = 'processing' RETURNING cancel_requested",
-            (min(max(progress, 0.0), 1.0), stage, now, task_id, claim),
+            (min(max(progress, 0.0), 1.0), stage, now, None if ocr_pages is None else json.dumps(ocr_pages),
+             task_id, claim),
         ).fetchone()
         return None if row is None else bool(row[0])
 
@@ -255,7 +259,7 @@ class Database:
         """processing -> completed with the result; False when the attempt no longer owns the task."""
         cur = self.connection().execute(
             "UPDATE tasks SET status = 'completed', result = ?, progress = 1, stage = 'done',"
-            " updated_at = ?, completed_at = ?, claim = NULL"
+            " updated_at = ?, completed_at = ?, claim = NULL, ocr_pages = NULL"
             " WHERE id = ? AND claim = ? AND status = 'processing'",
             (json.dumps(result), now, now, task_id, claim),
         )
@@ -266,7 +270,7 @@ class Database:
         """processing -> failed (or cancelled), with an error entry; False on a lost race."""
         cur = self.connection().execute(
             f"UPDATE tasks SET status = ?, {_append_error()}, updated_at = ?, completed_at = ?,"
-            " claim = NULL WHERE id = ? AND claim = ? AND status = 'processing'",
+            " claim = NULL, ocr_pages = NULL WHERE id = ? AND claim = ? AND status = 'processing'",
             (status.value, now, stage, message, now, now, task_id, claim),
         )
         return cur.rowcount == 1

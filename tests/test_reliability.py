@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
 import signal
@@ -95,6 +96,21 @@ def test_server_error_is_retried_and_completes(llm_service, fake, http):
     assert task["result"]["extractor"].startswith("llm:") and task["result"]["title"]
     (entry,) = task["errors"]
     assert entry["stage"] == "extract" and entry["attempt"] == 1 and "500" in entry["message"]
+
+
+def test_retry_after_an_llm_failure_reuses_the_ocr(llm_service, fake, http, caplog):
+    fake.script([("status", 503)])
+    svc = llm_service()
+    with caplog.at_level(logging.INFO, logger="app.strategies.base"):
+        task = wait_for(http, f"{svc.url}/api/tasks/{submit(http, svc.url, page(3))}")
+    assert task["status"] == "completed" and task["attempts"] == 2, task
+    reused = [r.getMessage() for r in caplog.records if "reusing the OCR" in r.getMessage()]
+    assert reused == [f"task {task['id']}: reusing the OCR of 1 pages from an earlier attempt"]
+    first, second = fake.requests
+    assert first["messages"][1:] == second["messages"][1:]  # the same OCR text went to the LLM
+    assert "number 3" in task["result"]["text"]
+    (row,) = query(svc.rt.settings.data_dir, "SELECT ocr_pages FROM tasks WHERE id = ?", task["id"])
+    assert row[0] is None  # kept only while a retry may need it
 
 
 def test_429_waits_for_retry_after_without_holding_the_worker(llm_service, fake, http):

@@ -6,7 +6,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 
 from .. import ocr
@@ -55,12 +55,12 @@ class TaskContext:
     def remaining(self) -> float:
         return self.deadline - self.s.clock()
 
-    def checkpoint(self, stage: str, progress: float) -> None:
+    def checkpoint(self, stage: str, progress: float, *, ocr_pages: list | None = None) -> None:
         """Record progress; stop here if the task was cancelled, timed out or taken away."""
         self.stage = stage.split(" ")[0]
         if self.remaining() <= 0:
             raise TaskTimedOut("task passed its deadline (DOCPROC_TASK_TIMEOUT)", stage=self.stage)
-        cancel = self.s.db.record_progress(self.task_id, self.claim, progress, stage, self.s.clock())
+        cancel = self.s.db.record_progress(self.task_id, self.claim, progress, stage, self.s.clock(), ocr_pages)
         if cancel is None:
             raise TaskLost(self.task_id)
         if cancel:
@@ -70,7 +70,13 @@ class TaskContext:
 
     # -- OCR -----------------------------------------------------------------------------
     def ocr_pages(self) -> list:
-        """OCR every page of every file through the shared, fair OCR slots."""
+        """OCR every page of every file through the shared, fair OCR slots (once per task)."""
+        if self.row["ocr_pages"]:
+            # An earlier attempt read every page and then failed later (e.g. the LLM): keep its OCR.
+            pages = [ocr.PageText(**p) for p in json.loads(self.row["ocr_pages"])]
+            logger.info("task %s: reusing the OCR of %d pages from an earlier attempt", self.task_id, len(pages))
+            self.checkpoint(f"ocr {len(pages)}/{len(pages)} pages (reused)", OCR_SHARE)
+            return pages
         lang = self.options.get("lang", "eng")
         loaders = []
         for f in self.files:
@@ -93,7 +99,8 @@ class TaskContext:
                         raise exc
                     raise PermanentError(f"page {index + 1} could not be read: {exc}", stage="ocr") from exc
                 pages[index] = page
-                self.checkpoint(f"ocr {done}/{total} pages", OCR_SHARE * done / total)
+                done_pages = [asdict(p) for p in pages] if done == total else None
+                self.checkpoint(f"ocr {done}/{total} pages", OCR_SHARE * done / total, ocr_pages=done_pages)
         finally:
             batch.abort()
         self._timed("ocr", started)
