@@ -1,6 +1,8 @@
 """Serving: waitress in a named thread, the worker pool beside it, signals for shutdown."""
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import logging
 import os
@@ -103,8 +105,18 @@ class Service:
         return released
 
 
+def _limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's per-thread malloc arenas: with ~30 threads they cost ~30% more RSS for nothing."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-8, arenas)  # M_ARENA_MAX; must run before the threads start
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to tune
+
+
 def serve(settings: Settings | None = None) -> int:
     """Run until SIGTERM/SIGINT: the first drains within the grace period, a second exits at once."""
+    _limit_malloc_arenas()
     try:
         settings = settings or Settings.from_env()
         configure_logging(settings)
