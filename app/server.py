@@ -94,8 +94,20 @@ class Service:
         if self._server is not None:
             server, self._server = self._server, None
             # Close the sockets from the loop's own thread: closed under its select(), it dies of EBADF.
-            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-            self._thread.join(5)
+            try:
+                server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+                self._thread.join(5)
+            except OSError:
+                # The loop's wake-up pipe is gone (waitress closes it on a pipe error): empty the map so
+                # the loop ends by itself within its 1 s poll, then close the sockets it no longer watches.
+                channels = list(server._map.values())
+                server._map.clear()
+                self._thread.join(5)
+                for channel in channels:
+                    try:
+                        channel.close()
+                    except OSError:
+                        pass
             server.task_dispatcher.shutdown(timeout=5)
         close_extractor = getattr(self.rt.extractor, "close", None)
         if close_extractor is not None:
