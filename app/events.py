@@ -17,6 +17,7 @@ class TaskEvents:
         self._versions: "OrderedDict[str, int]" = OrderedDict()
         self._remember = remember
         self._finished_hooks: list = []
+        self._closed = False
         self._finished_seen: "OrderedDict[tuple, None]" = OrderedDict()
 
     def version(self, task_id: str) -> int:
@@ -35,12 +36,18 @@ class TaskEvents:
         """Block until the task's version differs from `seen` or the timeout; return the version."""
         end = time.monotonic() + timeout
         with self._cond:
-            while self._versions.get(task_id, 0) == seen:
+            while self._versions.get(task_id, 0) == seen and not self._closed:
                 left = end - time.monotonic()
                 if left <= 0:
                     break
                 self._cond.wait(left)
             return self._versions.get(task_id, 0)
+
+    def close(self) -> None:
+        """Shutdown: wake every waiter now and make later waits return at once."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
     def on_finished(self, hook) -> None:
         """Call hook(task_row) whenever a task reaches a terminal status."""

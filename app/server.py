@@ -91,6 +91,7 @@ class Service:
     def stop(self, grace: float | None = None) -> list[str]:
         """Stop taking work, let running tasks finish within grace, then close the server."""
         released = self.rt.pool.stop(grace)
+        self.rt.events.close()  # long-polls and event streams answer now, freeing their HTTP threads
         if self._server is not None:
             server, self._server = self._server, None
             # Close the sockets from the loop's own thread: closed under its select(), it dies of EBADF.
