@@ -23,6 +23,21 @@ def make_settings(tmp_path: Path, **overrides) -> Settings:
     return Settings(**base)
 
 
+def llm_settings(tmp_path: Path, fake, **overrides) -> Settings:
+    """Settings whose extractor is the real openai client talking to a FakeLLM on 127.0.0.1."""
+    return make_settings(tmp_path, openai_api_key="test-key", openai_base_url=fake.base_url,
+                         llm_model="fake-model", **overrides)
+
+
+@pytest.fixture
+def fake():
+    """An OpenAI-compatible server on 127.0.0.1 (tests/fake_llm.py), closed after the test."""
+    from fake_llm import FakeLLM
+
+    with FakeLLM() as server:
+        yield server
+
+
 @pytest.fixture
 def settings(tmp_path):
     return make_settings(tmp_path)

@@ -5,12 +5,10 @@ import io
 import json
 import uuid
 
-import pytest
 
 from app import create_app
-from conftest import make_settings
+from conftest import llm_settings, make_settings
 from drawing import draw_page, png_bytes, receipt_lines
-from fake_llm import FakeLLM
 
 ORDER = {"pending": 0, "processing": 1, "completed": 2, "failed": 2, "cancelled": 2}
 
@@ -30,15 +28,8 @@ def read_events(lines):
             name, data = None, []
 
 
-@pytest.fixture
-def fake():
-    with FakeLLM() as server:
-        yield server
-
-
 def test_events_arrive_while_the_task_runs_and_the_stream_closes_at_the_end(tmp_path, fake, start_service, http):
-    app = create_app(make_settings(tmp_path, openai_api_key="test-key", openai_base_url=fake.base_url,
-                                   llm_model="fake-model", sse_keepalive=0.2))
+    app = create_app(llm_settings(tmp_path, fake, sse_keepalive=0.2))
     service = start_service(app)
     fake.script([("delay", 1.5, ("default",))])  # the task sits in its extract stage for a while
     page = png_bytes(draw_page(receipt_lines()))

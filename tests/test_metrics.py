@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import io
 
-import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
-from conftest import make_settings, wait_for
+from conftest import llm_settings, make_settings, wait_for
 from drawing import draw_page, png_bytes, receipt_lines
-from fake_llm import FakeLLM
 
 
 def scrape(get) -> dict:
@@ -60,15 +58,8 @@ def test_each_app_counts_in_its_own_registry(tmp_path):
             app.extensions["docproc"].db.close_all()
 
 
-@pytest.fixture
-def fake():
-    with FakeLLM() as server:
-        yield server
-
-
 def test_completed_and_failed_tasks_stages_waits_and_tokens(tmp_path, fake, start_service, http):
-    app = create_app(make_settings(tmp_path, openai_api_key="test-key", openai_base_url=fake.base_url,
-                                   llm_model="fake-model"))
+    app = create_app(llm_settings(tmp_path, fake))
     service = start_service(app)
     get = lambda path: http.get(service.url + path, timeout=30)  # noqa: E731
     page = png_bytes(draw_page(receipt_lines()))

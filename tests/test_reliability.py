@@ -18,9 +18,8 @@ from app import create_app
 from app.auth import create_key
 from app.server import Service
 from app.workers import DataDirBusy
-from conftest import make_settings, wait_for
+from conftest import llm_settings, make_settings, wait_for
 from drawing import draw_page, png_bytes, receipt_lines, tiff_bytes
-from fake_llm import FakeLLM
 from server_process import ServerProcess, query
 
 
@@ -57,16 +56,10 @@ def until(condition, timeout: float, what: str, interval: float = 0.02):
 
 
 @pytest.fixture
-def fake():
-    with FakeLLM() as f:
-        yield f
-
-
-@pytest.fixture
 def llm_service(tmp_path, fake, start_service):
     """Factory: a real service whose extractor talks to the fake LLM."""
     def start(**overrides) -> Service:
-        settings = make_settings(tmp_path, openai_api_key="test", openai_base_url=fake.base_url, **overrides)
+        settings = llm_settings(tmp_path, fake, **overrides)
         return start_service(create_app(settings))
     return start
 
