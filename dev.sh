@@ -8,21 +8,28 @@ cd "$(dirname "$0")"
 
 apt_packages=()
 command -v python3 >/dev/null 2>&1 || apt_packages+=(python3)
-python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_packages+=(python3-venv)
 command -v tesseract >/dev/null 2>&1 || apt_packages+=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd)
 if [ "${1:-}" = "test" ] && ! command -v chromium >/dev/null 2>&1; then
   apt_packages+=(chromium)  # the web page's end-to-end test drives headless Chromium
 fi
-if [ ${#apt_packages[@]} -gt 0 ]; then
-  sudo=""
+apt_install() {
+  local sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
-  echo "dev.sh: installing ${apt_packages[*]} with apt-get" >&2
+  echo "dev.sh: installing $* with apt-get" >&2
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  apt_install "${apt_packages[@]}"
 fi
 
-if [ ! -x .venv/bin/python ]; then
-  python3 -m venv .venv
+if [ ! -x .venv/bin/pip ]; then
+  # Debian ships venv without pip unless python3-venv is installed: try, and install it if needed.
+  if ! python3 -m venv .venv >/dev/null 2>&1; then
+    rm -rf .venv
+    apt_install python3-venv
+    python3 -m venv .venv
+  fi
 fi
 # Reinstall only when the dependency list changed since the last install.
 if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
