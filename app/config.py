@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
@@ -93,7 +93,6 @@ class Settings:
     openai_base_url: str = ""
     llm_model: str = "gpt-4o-mini"
     llm_json_mode: str = "schema"
-    extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def db_path(self) -> Path:
@@ -183,5 +182,3 @@ class Settings:
             raise ConfigError("DOCPROC_LLM_JSON_MODE must be 'schema' or 'json_object'")
         return s
 
-
-SETTING_NAMES = [f.name for f in fields(Settings)]

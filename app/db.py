@@ -210,12 +210,6 @@ class Database:
         ).fetchall()
         return {r["id"]: r for r in rows}
 
-    def task_file_hashes(self, task_id: str) -> list[str]:
-        rows = self.connection().execute(
-            "SELECT sha256 FROM task_files WHERE task_id = ? ORDER BY position", (task_id,)
-        ).fetchall()
-        return [r["sha256"] for r in rows]
-
     def stats(self, tenant: str | None) -> dict:
         """Counts by status and type, and mean wait and run times, for one tenant or all."""
         cond, args = ("WHERE tenant = ?", (tenant,)) if tenant is not None else ("", ())
