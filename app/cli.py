@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sys
 from contextlib import contextmanager
 import threading
@@ -231,13 +232,20 @@ def _finish(url, key, tasks: list[dict], labels: list[str], wait: bool, mode: st
         for task in tasks:
             _emit(task)
         return
+    ids = " ".join(t["id"] for t in tasks)
+    below_bars = "\n" if sys.stderr.isatty() else ""  # progress bars leave the cursor at a line's end
+
+    def stop_waiting(_signum, _frame):
+        # Exit from the handler itself: a KeyboardInterrupt could land inside the executor's locks and
+        # hang its shutdown. os.write and os._exit take no lock; followers sit in long-polls, not waited for.
+        os.write(2, f"{below_bars}docproc: stopped waiting; the task(s) go on on the server: {ids}\n".encode())
+        os._exit(130)
+
+    previous = signal.signal(signal.SIGINT, stop_waiting)
     try:
         final = _wait_all(url, key, tasks, labels, mode)
-    except KeyboardInterrupt:
-        ids = " ".join(t["id"] for t in tasks)
-        click.echo(f"docproc: stopped waiting; the task(s) go on on the server: {ids}", err=True)
-        sys.stdout.flush()
-        os._exit(130)  # followers sit in long-polls of up to 25 s; do not wait for them
+    finally:
+        signal.signal(signal.SIGINT, previous)
     for task in final:
         _emit(task)
     bad = [t for t in final if t["status"] != "completed"]

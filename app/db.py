@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import jsonio
 from .models import TaskStatus
 
 logger = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ class Database:
                         t.id, t.tenant, t.type,
                         TaskStatus.COMPLETED if done else TaskStatus.PENDING,
                         t.priority, 1.0 if done else 0.0, "done" if done else "queued",
-                        json.dumps(t.input), json.dumps(t.cached_result) if done else None,
+                        jsonio.dumps(t.input), jsonio.dumps(t.cached_result) if done else None,
                         t.content_hash, t.batch_id, now, now,
                         now if done else None, now if done else None,
                     ),
@@ -151,7 +152,7 @@ class Database:
             " ORDER BY completed_at DESC LIMIT 1",
             (tenant, content_hash),
         ).fetchone()
-        return json.loads(row["result"]) if row else None
+        return jsonio.loads(row["result"]) if row else None
 
     def pending_counts(self, tenant: str) -> tuple[int, int]:
         """Unfinished tasks (all tenants, this tenant), for backpressure."""

@@ -7,10 +7,12 @@ import hashlib
 import json
 import logging
 import re
+import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from . import ocr
+from . import jsonio, ocr
 from .db import NewTask
 from .errors import BadInput
 from .models import TASK_TYPES
@@ -68,7 +70,7 @@ def parse_request(request, fixed_type: str | None = None) -> Submission:
             options = {}
         else:
             try:
-                options = json.loads(raw_options)
+                options = jsonio.loads(raw_options)
             except ValueError:
                 raise BadInput(400, "invalid_options", "options is not valid JSON") from None
         uploads = [Upload(f.read(), _display_name(f.filename)) for key in files for f in files.getlist(key)]
@@ -181,16 +183,41 @@ def _check_library(library, tenant: str, db) -> None:
             raise BadInput(400, "library_task_not_usable", f"library task {task_id} is not a completed document or form task")
 
 
-def inspect_uploads(uploads: list[Upload], settings, *, max_files: int) -> list[dict]:
+class InspectionCache:
+    """Inspection results by file hash: the same bytes under the same limits always inspect the same.
+
+    A client that resubmits a file (a retry, a cache hit) then skips decoding it again; bounded LRU.
+    """
+
+    def __init__(self, size: int = 1024):
+        self._size = size
+        self._results: OrderedDict[str, ocr.UploadInfo] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, sha256: str) -> ocr.UploadInfo | None:
+        with self._lock:
+            info = self._results.get(sha256)
+            if info is not None:
+                self._results.move_to_end(sha256)
+            return info
+
+    def put(self, sha256: str, info: ocr.UploadInfo) -> None:
+        with self._lock:
+            self._results[sha256] = info
+            if len(self._results) > self._size:
+                self._results.popitem(last=False)
+
+
+def inspect_uploads(uploads: list[Upload], hashes: list[str], settings, *, cache: InspectionCache | None = None) -> list[dict]:
     """Validate every file (type, pixels, pages); the file records the task input keeps."""
-    if not uploads:
-        raise BadInput(400, "no_file", "at least one file is required")
-    if len(uploads) > max_files:
-        raise BadInput(413, "too_many_files", f"at most {max_files} files per request")
     records = []
-    for up in uploads:
-        info = ocr.inspect_upload(up.data, max_pixels=settings.max_pixels, max_pages=settings.max_pages,
-                                  pdf_dpi=settings.pdf_dpi)
+    for up, sha256 in zip(uploads, hashes):
+        info = cache.get(sha256) if cache is not None else None
+        if info is None:
+            info = ocr.inspect_upload(up.data, max_pixels=settings.max_pixels, max_pages=settings.max_pages,
+                                      pdf_dpi=settings.pdf_dpi)
+            if cache is not None:
+                cache.put(sha256, info)
         records.append({"name": up.name, "media_type": info.media_type, "pages": info.pages, "size": len(up.data)})
     return records
 
@@ -212,32 +239,41 @@ def submit(sub: Submission, *, tenant: str, rt, batch: bool = False) -> tuple[li
     """Store files and rows for a checked submission; returns (task rows as stored, batch id)."""
     settings, db, store = rt.settings, rt.db, rt.store
     check_options(sub, languages=rt.ocr_engine.languages(), tenant=tenant, db=db, settings=settings)
-    records = inspect_uploads(sub.uploads, settings, max_files=settings.max_batch_files if batch else settings.max_files)
+    max_files = settings.max_batch_files if batch else settings.max_files
+    if not sub.uploads:
+        raise BadInput(400, "no_file", "at least one file is required")
+    if len(sub.uploads) > max_files:
+        raise BadInput(413, "too_many_files", f"at most {max_files} files per request")
+    hashes = [store.digest(u.data) for u in sub.uploads]
+    records = inspect_uploads(sub.uploads, hashes, settings, cache=rt.inspections)
     if not batch and sum(r["pages"] for r in records) > settings.max_pages:
         raise BadInput(413, "too_many_pages", f"at most {settings.max_pages} pages per task")
     groups = [[i] for i in range(len(records))] if batch else [list(range(len(records)))]
-    limits = admission_limits(settings)
-    _admit(db.pending_counts(tenant), len(groups), limits)  # cheap early answer, before any write
     batch_id = str(uuid.uuid4()) if batch else None
+    tasks = []
+    for group in groups:
+        file_hashes = [hashes[i] for i in group]
+        chash = content_hash(sub.type, file_hashes, sub.options, rt.extractor.name)
+        cached = None if sub.options.get("no_cache") else db.cached_result(tenant, chash)
+        if cached is not None:
+            cached = {**cached, "cached": True}
+        files = [{**records[i], "sha256": hashes[i]} for i in group]
+        tasks.append(NewTask(
+            id=str(uuid.uuid4()), tenant=tenant, type=sub.type, priority=sub.priority,
+            input={"files": files, "options": sub.options}, file_hashes=file_hashes,
+            content_hash=chash, batch_id=batch_id, cached_result=cached,
+        ))
+    # Only tasks that will wait count against the pending caps: one answered from the cache adds no work.
+    queued = sum(t.cached_result is None for t in tasks)
+    limits = admission_limits(settings)
+    if queued:
+        _admit(db.pending_counts(tenant), queued, limits)  # cheap early answer, before any file is written
     now = rt.clock()
-    with store.staged([u.data for u in sub.uploads], db.file_is_referenced) as hashes:
-        tasks = []
-        for group in groups:
-            file_hashes = [hashes[i] for i in group]
-            chash = content_hash(sub.type, file_hashes, sub.options, rt.extractor.name)
-            cached = None if sub.options.get("no_cache") else db.cached_result(tenant, chash)
-            if cached is not None:
-                cached = {**cached, "cached": True}
-            files = [{**records[i], "sha256": hashes[i]} for i in group]
-            tasks.append(NewTask(
-                id=str(uuid.uuid4()), tenant=tenant, type=sub.type, priority=sub.priority,
-                input={"files": files, "options": sub.options}, file_hashes=file_hashes,
-                content_hash=chash, batch_id=batch_id, cached_result=cached,
-            ))
+    with store.staged([u.data for u in sub.uploads], db.file_is_referenced, hashes=hashes):
         # The exact check runs again inside the insert's transaction, so racing requests cannot overshoot.
         # The rows as inserted (before queueing): the answer shows the task as submitted.
         rows = db.create_tasks(tasks, now, batch={"id": batch_id, "tenant": tenant, "type": sub.type} if batch else None,
-                               admit=lambda counts: _admit(counts, len(tasks), limits))
+                               admit=(lambda counts: _admit(counts, queued, limits)) if queued else None)
     for t in tasks:
         if t.cached_result is None:
             rt.queue.put(t.id, t.priority)

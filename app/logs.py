@@ -49,7 +49,6 @@ def configure_logging(settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level if settings.log_level in LEVELS else "INFO")
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" noise under load
     if settings.log_level not in LEVELS:
         logging.getLogger(__name__).warning("DOCPROC_LOG_LEVEL %r is not one of %s; using INFO",
                                             settings.log_level, ", ".join(LEVELS))

@@ -1,9 +1,10 @@
 """The task's status set and its public JSON shape."""
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from enum import Enum
+
+from . import jsonio
 
 
 class TaskStatus(str, Enum):
@@ -48,6 +49,6 @@ def task_to_dict(row) -> dict:
         "resumes": row["resumes"],
         "cancel_requested": bool(row["cancel_requested"]),
         "batch_id": row["batch_id"],
-        "errors": json.loads(row["errors"]),
-        "result": json.loads(row["result"]) if row["result"] is not None else None,
+        "errors": jsonio.loads(row["errors"]),
+        "result": jsonio.loads(row["result"]) if row["result"] is not None else None,
     }

@@ -4,12 +4,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from .config import Settings
 from .db import Database
 from .events import TaskEvents
+from .intake import InspectionCache
 from .metrics import Metrics
 from .ocr import Tesseract
 from .ocr_pool import OcrPool
@@ -36,6 +37,7 @@ class Runtime:
     clock: object
     started_at: float
     metrics: Metrics | None = None
+    inspections: InspectionCache = field(default_factory=InspectionCache)
     webhooks: WebhookSender | None = None
 
     @property

@@ -38,7 +38,7 @@ class FileStore:
     def _write(self, sha256: str, data: bytes) -> bool:
         """Write atomically (temp file + rename); False when the file was already there."""
         path = self.path_for(sha256)
-        if path.exists():
+        if os.path.exists(path):  # os.path: a third of pathlib's cost, on every submission
             return False
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
@@ -52,14 +52,14 @@ class FileStore:
         return True
 
     @contextmanager
-    def staged(self, blobs: list[bytes], still_needed):
+    def staged(self, blobs: list[bytes], still_needed, *, hashes: list[str] | None = None):
         """Store blobs and yield their hashes; if the body raises, remove what this call added.
 
         The hashes stay pinned until the block ends, so neither a parallel failed request
         nor the janitor can delete a file that a task row is about to name; still_needed(h)
         tells whether a committed task already reads a file this call wrote.
         """
-        hashes = [self.digest(b) for b in blobs]
+        hashes = hashes if hashes is not None else [self.digest(b) for b in blobs]
         added: list[str] = []
         with self._lock:
             self._pins.update(hashes)

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import peer
-from .client import closed_loop, percentile, run_batch, run_one, session, submit, ts, wait
+from .client import call, closed_loop, percentile, run_batch, run_one, submit, ts, wait
 from .service import ROOT, ServiceProcess, SystemCpu
 from .timeline import Timeline
 
@@ -175,11 +175,10 @@ def queued_small(svc: ServiceProcess, path: Path, count: int, clients: int, proc
 
 def http_floor(svc: ServiceProcess, count: int, clients: int) -> dict:
     """The cheapest request the service answers (GET /api/health): the HTTP stack's own ceiling."""
-    url = svc.url + "/api/health"
     own = svc.own_cpu_seconds()
     start = time.perf_counter()
     with ThreadPoolExecutor(clients) as ex:
-        codes = list(ex.map(lambda _: session().get(url, timeout=30).status_code, range(count)))
+        codes = [status for status, _ in ex.map(lambda _: call(svc.url, "GET", "/api/health"), range(count))]
     seconds = time.perf_counter() - start
     assert codes.count(200) == count, "health did not answer 200"
     return {"requests": count, "rate": count / seconds, "own_cpu_ms": (svc.own_cpu_seconds() - own) / count * 1000}

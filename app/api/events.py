@@ -22,7 +22,7 @@ RETRY_MS = 3000
 
 
 def _slots(app) -> threading.BoundedSemaphore:
-    # Each open stream holds one of waitress's HTTP threads: cap them so polling clients still get answers.
+    # Each open stream holds one of the HTTP server's Python threads: cap them so polling clients still get answers.
     slots = app.extensions.get("docproc_sse_slots")
     if slots is None:
         limit = max(1, app.extensions["docproc"].settings.http_threads // 2)
