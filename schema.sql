@@ -45,6 +45,12 @@ CREATE TABLE IF NOT EXISTS task_files (
     PRIMARY KEY (task_id, position)
 );
 CREATE INDEX IF NOT EXISTS task_files_by_sha ON task_files (sha256);
+-- Filled from the task's own input, so that storing a task is one INSERT: one statement is one
+-- transaction, and the service's write lock is held for a single call into SQLite.
+CREATE TRIGGER IF NOT EXISTS task_files_from_input AFTER INSERT ON tasks BEGIN
+    INSERT INTO task_files (task_id, position, sha256)
+    SELECT new.id, key, json_extract(value, '$.sha256') FROM json_each(new.input, '$.files');
+END;
 
 CREATE TABLE IF NOT EXISTS batches (
     id          TEXT PRIMARY KEY,
@@ -80,4 +86,4 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
 );
 CREATE INDEX IF NOT EXISTS webhook_deliveries_by_task ON webhook_deliveries (task_id);
 
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;

@@ -19,13 +19,17 @@ from .models import TaskStatus
 logger = logging.getLogger(__name__)
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _LIVE = ("pending", "processing")
 _FINISHED = ("completed", "failed", "cancelled")
 
 
 class LostRace(Exception):
     """A guarded statement changed no row: another actor moved the task first."""
+
+
+class _Refused(Exception):
+    """Inside create_tasks: the pending caps refused the insert; roll the whole call back."""
 
 
 def _append_error(stage_param: str = "?") -> str:
@@ -113,36 +117,56 @@ class Database:
         conn.executescript(SCHEMA_PATH.read_text())
 
     # -- intake ------------------------------------------------------------------------
-    def create_tasks(self, tasks: list[NewTask], now: float, batch: dict | None = None, admit=None) -> list[sqlite3.Row]:
-        """Insert tasks (and their batch) in one transaction; admit(counts) may refuse first; the rows as stored."""
+    # One statement stores a task and (through the trigger) its file list. With admission on, the
+    # row goes in only while the pending counts stay within the caps: check and insert are atomic.
+    _INSERT_TASK = (
+        "INSERT INTO tasks (id, tenant, type, status, priority, progress, stage, input, result,"
+        " content_hash, batch_id, created_at, updated_at, started_at, completed_at)"
+        " SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+        " WHERE ? OR ((SELECT count(*) FROM tasks WHERE status IN ('pending', 'processing')) <= ?"
+        " AND (SELECT count(*) FROM tasks WHERE tenant = ? AND status IN ('pending', 'processing')) <= ?)"
+        " RETURNING *"
+    )
+
+    def create_tasks(self, tasks: list[NewTask], now: float, batch: dict | None = None,
+                     limits: tuple[int, int, int] | None = None) -> list[sqlite3.Row] | None:
+        """Insert tasks (and their batch) atomically; the rows as stored.
+
+        limits = (max pending, max pending for the tenant, tasks this call adds to pending): when
+        the caps would be exceeded nothing is stored and the answer is None.
+        """
+        def params(t: NewTask, guarded: bool) -> tuple:
+            done = t.cached_result is not None
+            max_total, max_mine, adding = limits if guarded else (0, 0, 0)
+            return (
+                t.id, t.tenant, t.type, TaskStatus.COMPLETED if done else TaskStatus.PENDING,
+                t.priority, 1.0 if done else 0.0, "done" if done else "queued",
+                jsonio.dumps(t.input), jsonio.dumps(t.cached_result) if done else None,
+                t.content_hash, t.batch_id, now, now, now if done else None, now if done else None,
+                not guarded, max_total - adding, t.tenant, max_mine - adding,
+            )
+
+        if len(tasks) == 1 and not batch:
+            # The common case, in autocommit: the lock covers one statement (stepped to its end).
+            conn = self.connection()
+            with self._write_lock:
+                rows = conn.execute(self._INSERT_TASK, params(tasks[0], limits is not None)).fetchall()
+            return rows or None
         rows = []
-        with self.transaction() as conn:
-            if admit is not None:
-                admit(self.pending_counts(tasks[0].tenant))
-            if batch:
-                conn.execute(
-                    "INSERT INTO batches (id, tenant, type, created_at) VALUES (?, ?, ?, ?)",
-                    (batch["id"], batch["tenant"], batch["type"], now),
-                )
-            for t in tasks:
-                done = t.cached_result is not None
-                rows.append(conn.execute(  # RETURNING: the stored row without a second SELECT
-                    "INSERT INTO tasks (id, tenant, type, status, priority, progress, stage, input, result,"
-                    " content_hash, batch_id, created_at, updated_at, started_at, completed_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-                    (
-                        t.id, t.tenant, t.type,
-                        TaskStatus.COMPLETED if done else TaskStatus.PENDING,
-                        t.priority, 1.0 if done else 0.0, "done" if done else "queued",
-                        jsonio.dumps(t.input), jsonio.dumps(t.cached_result) if done else None,
-                        t.content_hash, t.batch_id, now, now,
-                        now if done else None, now if done else None,
-                    ),
-                ).fetchone())
-                conn.executemany(
-                    "INSERT INTO task_files (task_id, position, sha256) VALUES (?, ?, ?)",
-                    [(t.id, i, h) for i, h in enumerate(t.file_hashes)],
-                )
+        try:
+            with self.transaction() as conn:
+                if batch:
+                    conn.execute(
+                        "INSERT INTO batches (id, tenant, type, created_at) VALUES (?, ?, ?, ?)",
+                        (batch["id"], batch["tenant"], batch["type"], now),
+                    )
+                for n, t in enumerate(tasks):  # the first insert checks the caps for the whole call
+                    row = conn.execute(self._INSERT_TASK, params(t, limits is not None and n == 0)).fetchone()
+                    if row is None:
+                        raise _Refused
+                    rows.append(row)
+        except _Refused:
+            return None
         return rows
 
     def cached_result(self, tenant: str, content_hash: str) -> dict | None:

@@ -270,10 +270,13 @@ def submit(sub: Submission, *, tenant: str, rt, batch: bool = False) -> tuple[li
         _admit(db.pending_counts(tenant), queued, limits)  # cheap early answer, before any file is written
     now = rt.clock()
     with store.staged([u.data for u in sub.uploads], db.file_is_referenced, hashes=hashes):
-        # The exact check runs again inside the insert's transaction, so racing requests cannot overshoot.
+        # The exact check runs again in the insert itself, so racing requests cannot overshoot.
         # The rows as inserted (before queueing): the answer shows the task as submitted.
         rows = db.create_tasks(tasks, now, batch={"id": batch_id, "tenant": tenant, "type": sub.type} if batch else None,
-                               admit=(lambda counts: _admit(counts, queued, limits)) if queued else None)
+                               limits=(*limits, queued) if queued else None)
+        if rows is None:  # a racing request took the last places: say which cap, as the early check would
+            _admit(db.pending_counts(tenant), queued, limits)
+            raise BadInput(503, "overloaded", "too many tasks are waiting; try again later", {"Retry-After": "5"})
     for t in tasks:
         if t.cached_result is None:
             rt.queue.put(t.id, t.priority)

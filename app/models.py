@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from enum import Enum
+from functools import lru_cache
 
 from . import jsonio
 
@@ -25,6 +26,7 @@ TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCEL
 TASK_TYPES = ("document", "form", "form_filling")
 
 
+@lru_cache(maxsize=4096)  # a task's times often repeat (a cached task's four are one), and reads repeat
 def iso(ts: float | None) -> str | None:
     """Unix seconds to an ISO 8601 UTC string with milliseconds."""
     if ts is None:

@@ -185,6 +185,7 @@ def http_floor(svc: ServiceProcess, count: int, clients: int) -> dict:
 
 
 def huey_peer(workdir: Path, jobs: int, workers: int, clients: int) -> dict:
+    workdir.mkdir(parents=True, exist_ok=True)
     return peer.run_jobs(workdir / "huey.sqlite3", workers, jobs, clients)
 
 

@@ -50,7 +50,7 @@ def test_table_has_a_row_for_every_measure():
         "cached": {"tasks": 2000, "rate": 450.0, "own_cpu_ms": 2.0, "submit_p50": 17.0, "submit_p99": 35.0},
         "cached_json": {"tasks": 2000, "rate": 600.0, "own_cpu_ms": 1.5, "submit_p50": 12.0, "submit_p99": 30.0},
         "cached_batches": {"tasks": 2000, "per_request": 50, "requests": 40, "rate": 1800.0, "own_cpu_ms": 0.5},
-        "huey": {"rate": 900.0}, "floor": {"rate": 1200.0, "own_cpu_ms": 0.45},
+        "peer_rounds": [(450.0, 900.0), (500.0, 1300.0), (400.0, 600.0)], "floor": {"rate": 1200.0, "own_cpu_ms": 0.45},
         "fairness": {"singles": 4, "pages": 100, "single_max": 2.0, "single_mean": 1.5, "pdf": 50.0, "pdf_rate": 4.5},
         "idle": {"seconds": 3.0, "threads": 30, "cpu": 0.0, "pickup_p50": 0.8, "pickup_max": 1.5},
     }
@@ -58,7 +58,8 @@ def test_table_has_a_row_for_every_measure():
     numbers = [line.split("|")[1].strip() for line in report.splitlines() if line.startswith("| ")][1:]
     assert sorted(set(numbers)) == ["1", "2", "3", "4", "5", "6", "7"]
     assert "| 0.95 | ≥ 0.85 | yes |" in report  # 3.8 / 4.0 against the LLM-bound ideal
-    assert "| 0.50 | ≥ 1.0 | **no** |" in report  # 450 / 900 against huey
+    assert "| 450 | 900 huey | 0.50 | ≥ 1.0 | **no** |" in report  # medians of the rounds: 450 / 900
+    assert "(450 vs 900; 500 vs 1300; 400 vs 600)" in report
     assert "| 3 | HTTP floor: GET /api/health requests/s" in report
     assert "| 600 | 900 huey | 0.67 |  |  |" in report  # JSON per request: informative, no target
     assert "| 1800 | 900 huey | 2.00 |  |  |" in report  # batched: a different unit of work per call
