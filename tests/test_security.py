@@ -380,6 +380,16 @@ def test_oversized_body_is_refused_before_it_is_read(tmp_path, start_service, cl
     assert task_count(service.rt.settings) == 0
 
 
+def test_chunked_body_over_the_limit_is_refused_while_streaming(tmp_path, start_service, http):
+    service = start_service(create_app(make_settings(tmp_path, max_upload_mb=1)))
+    # No Content-Length to judge by: the cap applies as the body streams in.
+    body = iter([b"--x\r\n"] + [b"0" * 65536] * 40)
+    r = http.post(service.url + "/api/tasks", data=body, headers={"Content-Type": "multipart/form-data; boundary=x"},
+                  timeout=30)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+    assert task_count(service.rt.settings) == 0
+
+
 def test_flask_refuses_oversized_bodies_too(tmp_path):
     app = create_app(make_settings(tmp_path, max_upload_mb=1))
     r = app.test_client().post("/api/tasks", data=b"--x\r\n" + b"0" * 2**20, content_type="multipart/form-data; boundary=x")
