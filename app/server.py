@@ -38,9 +38,12 @@ class Service:
         except BaseException:
             http.close()  # bound but never served: free the port for the caller's retry
             raise
-        self._http = http.start()
-        logger.info("docproc listening on http://%s:%s (data in %s, extractor %s)",
-                    self.host, self.port, s.data_dir, self.rt.extractor.name)
+        try:
+            self._http = http.start()
+        except BaseException:
+            self.rt.pool.stop(0)
+            raise
+        logger.info("docproc listening on %s (data in %s, extractor %s)", self.url, s.data_dir, self.rt.extractor.name)
         return self
 
     @property
