@@ -13,6 +13,9 @@ from PIL import Image
 
 from app import create_app
 from app.auth import create_key
+from app.errors import BadInput
+from app.intake import InspectionCache, Upload, inspect_uploads
+from app.storage import FileStore
 from conftest import make_settings, wait_for
 from drawing import bomb_png, draw_page, pdf_bytes, png_bytes, tiff_bytes
 from server_process import query
@@ -236,3 +239,19 @@ def test_library_task_of_another_tenant_looks_like_a_missing_one(tmp_path, start
     r = http.post(svc.url + "/api/tasks", headers=alice, data={"type": "form_filling", "options": options},
                   files=[upload(small(2))], timeout=30)
     assert r.status_code == 202  # the owner may use it
+
+
+def test_a_refusal_is_never_remembered_and_the_inspection_memory_is_bounded(tmp_path):
+    settings = make_settings(tmp_path)
+    cache = InspectionCache(size=2)
+    broken = Upload(png_bytes(draw_page(["x"], size=(200, 200)))[:300], "cut.png")
+    for _ in range(2):  # the second attempt decodes again and is refused again
+        with pytest.raises(BadInput) as refused:
+            inspect_uploads([broken], [FileStore.digest(broken.data)], settings, cache=cache)
+        assert refused.value.code == "corrupt_image"
+    pages = [Upload(png_bytes(draw_page([f"page {n}"], size=(200, 200))), f"{n}.png") for n in range(3)]
+    hashes = [FileStore.digest(p.data) for p in pages]
+    records = inspect_uploads(pages, hashes, settings, cache=cache)
+    assert [r["media_type"] for r in records] == ["image/png"] * 3 and [r["pages"] for r in records] == [1, 1, 1]
+    assert cache.get(hashes[0]) is None  # the oldest went when the third came in
+    assert cache.get(hashes[1]).pages == 1 and cache.get(hashes[2]).media_type == "image/png"
