@@ -395,6 +395,25 @@ def test_overload_answers_503_stores_nothing_and_recovers(tmp_path, start_servic
     assert wait_for(http, f"{svc.url}/api/tasks/{task_id}")["status"] == "completed"
 
 
+def test_an_answer_from_the_cache_is_given_even_at_the_cap(tmp_path, start_service, http):
+    settings = make_settings(tmp_path, max_pending=2)
+    first = start_service(create_app(settings))
+    done = submit(http, first.url, page(0))
+    assert wait_for(http, f"{first.url}/api/tasks/{done}")["status"] == "completed"
+    first.stop(grace=5)
+    client = create_app(settings).test_client()  # the pool is not started: nothing drains
+
+    def send(n):
+        return client.post("/api/tasks", data={"type": "document", "file": (io.BytesIO(page(n)), "p.png")})
+    assert [send(n).status_code for n in (1, 2)] == [202, 202]
+    assert send(3).json["error"]["code"] == "overloaded"
+    again = send(0)  # the same file again: no work is added, so the cap does not apply
+    assert again.status_code == 202
+    assert again.json["status"] == "completed" and again.json["result"]["cached"] is True
+    assert query(settings.data_dir, "SELECT count(*) FROM tasks WHERE status = 'pending'")[0][0] == 2
+    client.application.extensions["docproc"].db.close_all()
+
+
 def test_one_tenant_at_its_cap_gets_429_others_go_on(tmp_path):
     settings = make_settings(tmp_path, max_pending=10, max_pending_per_tenant=2)
     app = create_app(settings)
