@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from pypdf import PdfReader, PdfWriter
 
 from app import create_app
 from app.auth import create_key
@@ -49,6 +50,15 @@ def gif() -> bytes:
 def unreadable_pdf() -> bytes:
     """Starts like a PDF, but there is nothing a reader could recover: no objects, no pages."""
     return b"%PDF-1.7\n" + b"\x00\x13garbage that is not a PDF body\n" * 40 + b"%%EOF\n"
+
+
+def encrypted_pdf(user_password: str) -> bytes:
+    """A real one-page PDF, encrypted: with an empty user password it opens, yet is still encrypted."""
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes([draw_page(["Secret page"], size=(600, 300))]))))
+    writer.encrypt(user_password=user_password, owner_password="owner", algorithm="RC4-128")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
 
 
 def pdf_broken_xref() -> bytes:
@@ -128,6 +138,10 @@ CASES = [
      multipart(upload(small()), type="form_filling", options='{"library": ["../../etc/passwd"]}'), 400,
      "unknown_library_task"),
     ("unreadable pdf", "POST", "/api/tasks", multipart(upload(unreadable_pdf(), "x.pdf")), 400, "corrupt_pdf"),
+    ("encrypted pdf, no password needed to open", "POST", "/api/tasks",
+     multipart(upload(encrypted_pdf(""), "x.pdf")), 400, "corrupt_pdf"),
+    ("encrypted pdf with a password", "POST", "/api/tasks", multipart(upload(encrypted_pdf("secret"), "x.pdf")), 400,
+     "corrupt_pdf"),
     ("task id not a uuid", "GET", "/api/tasks/../../etc/passwd", {}, 404, "not_found"),
     ("task id not a uuid (cancel)", "DELETE", "/api/tasks/1%20OR%201=1", {}, 404, "not_found"),
     ("unknown task id", "GET", "/api/tasks/6f1c3a52-8a51-4b8e-9a7e-0c2f1d9e4b11", {}, 404, "not_found"),
