@@ -12,7 +12,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from . import jsonio, ocr
+from . import jsonio, pages
 from .db import NewTask
 from .errors import BadInput
 from .models import TASK_TYPES
@@ -191,17 +191,17 @@ class InspectionCache:
 
     def __init__(self, size: int = 1024):
         self._size = size
-        self._results: OrderedDict[str, ocr.UploadInfo] = OrderedDict()
+        self._results: OrderedDict[str, pages.UploadInfo] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, sha256: str) -> ocr.UploadInfo | None:
+    def get(self, sha256: str) -> pages.UploadInfo | None:
         with self._lock:
             info = self._results.get(sha256)
             if info is not None:
                 self._results.move_to_end(sha256)
             return info
 
-    def put(self, sha256: str, info: ocr.UploadInfo) -> None:
+    def put(self, sha256: str, info: pages.UploadInfo) -> None:
         with self._lock:
             self._results[sha256] = info
             if len(self._results) > self._size:
@@ -214,7 +214,7 @@ def inspect_uploads(uploads: list[Upload], hashes: list[str], settings, *, cache
     for up, sha256 in zip(uploads, hashes):
         info = cache.get(sha256) if cache is not None else None
         if info is None:
-            info = ocr.inspect_upload(up.data, max_pixels=settings.max_pixels, max_pages=settings.max_pages,
+            info = pages.inspect_upload(up.data, max_pixels=settings.max_pixels, max_pages=settings.max_pages,
                                       pdf_dpi=settings.pdf_dpi)
             if cache is not None:
                 cache.put(sha256, info)

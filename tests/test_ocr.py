@@ -6,7 +6,7 @@ import pytesseract
 import pytest
 from PIL import Image
 
-from app import ocr
+from app import ocr, pages
 from app.errors import BadInput, PermanentError, TransientError
 import drawing
 
@@ -36,7 +36,7 @@ def receipt():
     (b"", None),
 ])
 def test_detect_media_type(data, expected):
-    assert ocr.detect_media_type(data) == expected
+    assert pages.detect_media_type(data) == expected
 
 
 def test_reads_a_drawn_page(tesseract, receipt):
@@ -68,29 +68,29 @@ def test_multipage_tiff_is_split(tesseract, receipt):
     letter = drawing.draw_page(drawing.letter_lines())
     blank = Image.new("L", (400, 300), 255)
     data = drawing.tiff_bytes([receipt, letter, blank])
-    assert ocr.inspect_upload(data, **LIMITS) == ocr.UploadInfo("image/tiff", 3)
-    pages = ocr.load_pages(data, "image/tiff")
-    assert [p.size for p in pages] == [drawing.PAGE_SIZE, drawing.PAGE_SIZE, (400, 300)]
-    assert "Dear Mr. Smith" in tesseract.read(pages[1]).text
+    assert pages.inspect_upload(data, **LIMITS) == pages.UploadInfo("image/tiff", 3)
+    images = pages.load_pages(data, "image/tiff")
+    assert [p.size for p in images] == [drawing.PAGE_SIZE, drawing.PAGE_SIZE, (400, 300)]
+    assert "Dear Mr. Smith" in tesseract.read(images[1]).text
 
 
 def test_pdf_pages_are_rendered(tesseract, receipt):
     data = drawing.pdf_bytes([receipt, drawing.draw_page(drawing.letter_lines())])
-    assert ocr.inspect_upload(data, **LIMITS) == ocr.UploadInfo("application/pdf", 2)
-    pages = ocr.load_pages(data, "application/pdf", pdf_dpi=150)
-    assert len(pages) == 2
-    assert all(p.mode == "L" and abs(p.width - 1275) <= 2 for p in pages)
-    assert "ACME Store" in tesseract.read(pages[0]).text
-    assert "Dear Mr. Smith" in tesseract.read(pages[1]).text
+    assert pages.inspect_upload(data, **LIMITS) == pages.UploadInfo("application/pdf", 2)
+    images = pages.load_pages(data, "application/pdf", pdf_dpi=150)
+    assert len(images) == 2
+    assert all(p.mode == "L" and abs(p.width - 1275) <= 2 for p in images)
+    assert "ACME Store" in tesseract.read(images[0]).text
+    assert "Dear Mr. Smith" in tesseract.read(images[1]).text
     # The DPI scales the rendering.
-    assert abs(ocr.load_pages(data, "application/pdf", pdf_dpi=75)[0].width - 638) <= 2
+    assert abs(pages.load_pages(data, "application/pdf", pdf_dpi=75)[0].width - 638) <= 2
 
 
 def test_exif_orientation_is_applied(tesseract, receipt):
     # Pixels stored sideways; orientation 6 says "turn 90 degrees clockwise to view".
     data = drawing.jpeg_bytes(drawing.rotated(receipt, 90), orientation=6)
-    assert ocr.inspect_upload(data, **LIMITS) == ocr.UploadInfo("image/jpeg", 1)
-    page = ocr.load_pages(data, "image/jpeg")[0]
+    assert pages.inspect_upload(data, **LIMITS) == pages.UploadInfo("image/jpeg", 1)
+    page = pages.load_pages(data, "image/jpeg")[0]
     assert page.size == drawing.PAGE_SIZE
     # prepare() does it too, for images that did not come through load_pages.
     raw = Image.open(io.BytesIO(data))
@@ -131,7 +131,7 @@ def _png(size):
         "over-limit", "1x1", "thin", "tiff-pages", "broken-pdf", "pdf-pages", "pdf-too-large"])
 def test_inspect_upload_rejects(data, limits, status, code):
     with pytest.raises(BadInput) as caught:
-        ocr.inspect_upload(data, **{**LIMITS, **limits})
+        pages.inspect_upload(data, **{**LIMITS, **limits})
     assert (caught.value.status, caught.value.code) == (status, code)
 
 
@@ -141,8 +141,8 @@ def test_inspect_upload_accepts_every_image_format():
                             ("WEBP", "image/webp"), ("BMP", "image/bmp")]:
         buf = io.BytesIO()
         page.save(buf, fmt)
-        assert ocr.inspect_upload(buf.getvalue(), **LIMITS) == ocr.UploadInfo(media_type, 1)
-        assert ocr.load_pages(buf.getvalue(), media_type)[0].size == (200, 100)
+        assert pages.inspect_upload(buf.getvalue(), **LIMITS) == pages.UploadInfo(media_type, 1)
+        assert pages.load_pages(buf.getvalue(), media_type)[0].size == (200, 100)
 
 
 def test_timeout_is_transient(receipt):
@@ -167,18 +167,18 @@ def test_load_page_by_index(receipt):
     letter = drawing.draw_page(drawing.letter_lines())
     for data, media_type in [(drawing.tiff_bytes([receipt, letter]), "image/tiff"),
                              (drawing.pdf_bytes([receipt, letter]), "application/pdf")]:
-        pages = ocr.load_pages(data, media_type)
-        assert ocr.load_page(data, media_type, 1).tobytes() == pages[1].tobytes()
+        images = pages.load_pages(data, media_type)
+        assert pages.load_page(data, media_type, 1).tobytes() == images[1].tobytes()
         with pytest.raises(PermanentError, match="no page 3"):
-            ocr.load_page(data, media_type, 2)
+            pages.load_page(data, media_type, 2)
 
 
 def test_pdf_rendering_from_many_threads(receipt):
     data = drawing.pdf_bytes([receipt, Image.new("L", (300, 300), 255)])
-    expected = [p.tobytes() for p in ocr.load_pages(data, "application/pdf")]
+    expected = [p.tobytes() for p in pages.load_pages(data, "application/pdf")]
     with ThreadPoolExecutor(6) as pool:
-        results = list(pool.map(lambda _: ocr.load_pages(data, "application/pdf"), range(12)))
-    assert all([p.tobytes() for p in pages] == expected for pages in results)
+        results = list(pool.map(lambda _: pages.load_pages(data, "application/pdf"), range(12)))
+    assert all([p.tobytes() for p in images] == expected for images in results)
 
 
 def test_page_too_big_for_tesseract_is_permanent(tesseract):

@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict, dataclass
 from functools import partial
 
-from .. import ocr
+from .. import ocr, pages
 from ..errors import PermanentError, TaskCancelled, TaskError, TaskLost, TaskTimedOut, TransientError
 from ..extract.base import Extraction, LibraryEntry
 
@@ -171,7 +171,7 @@ class TaskContext:
 
 def _load_prepared(data: bytes, media_type: str, index: int, dpi: int):
     # Runs in an OCR slot: decoding happens there, so pages of a big PDF are not all held at once.
-    return ocr.prepare(ocr.load_page(data, media_type, index, pdf_dpi=dpi))
+    return ocr.prepare(pages.load_page(data, media_type, index, pdf_dpi=dpi))
 
 
 def page_summary(pages) -> tuple[str, list[dict]]:
