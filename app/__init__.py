@@ -20,7 +20,7 @@ def create_app(config: Settings | dict | None = None, *, extractor=None) -> Flas
     else:
         settings = config
     app = Flask(__name__, static_folder="static", static_url_path="/static")
-    app.request_class = FastFormRequest  # werkzeug's multipart parser, minus two regex compiles per request
+    app.request_class = FastFormRequest  # multipart bodies parsed by the `multipart` package (app/multipart.py)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.json = JsonProvider(app)  # orjson: serialising the task object was ~5% of a cached submission
     app.extensions["docproc"] = build_runtime(settings, extractor=extractor)

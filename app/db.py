@@ -43,14 +43,13 @@ def _append_error(stage_param: str = "?") -> str:
 
 @dataclass
 class NewTask:
-    """A task row about to be inserted, with the hashes of the files it reads."""
+    """A task row about to be inserted; input["files"] names the files it reads (task_files follows it)."""
 
     id: str
     tenant: str
     type: str
     priority: int
     input: dict
-    file_hashes: list[str]
     content_hash: str | None
     batch_id: str | None = None
     cached_result: dict | None = None  # set: the task is born completed from the cache

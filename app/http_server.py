@@ -60,7 +60,11 @@ class _Body:
 
 
 def _wsgi_handler(app):
-    """granian's call for one request -> the WSGI app; the response goes back through `proto`."""
+    """granian's call for one request -> the WSGI app; the response goes back through `proto`.
+
+    Ours rather than granian.wsgi's wrapper: that one copies the whole process environment into
+    every request's environ, secrets such as OPENAI_API_KEY included, and costs a dict merge more.
+    """
 
     def handle(proto, scope):
         start_response = _StartResponse()

@@ -208,16 +208,15 @@ class InspectionCache:
                 self._results.popitem(last=False)
 
 
-def inspect_uploads(uploads: list[Upload], hashes: list[str], settings, *, cache: InspectionCache | None = None) -> list[dict]:
+def inspect_uploads(uploads: list[Upload], hashes: list[str], settings, *, cache: InspectionCache) -> list[dict]:
     """Validate every file (type, pixels, pages); the file records the task input keeps."""
     records = []
     for up, sha256 in zip(uploads, hashes):
-        info = cache.get(sha256) if cache is not None else None
+        info = cache.get(sha256)
         if info is None:
             info = pages.inspect_upload(up.data, max_pixels=settings.max_pixels, max_pages=settings.max_pages,
-                                      pdf_dpi=settings.pdf_dpi)
-            if cache is not None:
-                cache.put(sha256, info)
+                                        pdf_dpi=settings.pdf_dpi)
+            cache.put(sha256, info)
         records.append({"name": up.name, "media_type": info.media_type, "pages": info.pages, "size": len(up.data)})
     return records
 
@@ -260,8 +259,7 @@ def submit(sub: Submission, *, tenant: str, rt, batch: bool = False) -> tuple[li
         files = [{**records[i], "sha256": hashes[i]} for i in group]
         tasks.append(NewTask(
             id=str(uuid.uuid4()), tenant=tenant, type=sub.type, priority=sub.priority,
-            input={"files": files, "options": sub.options}, file_hashes=file_hashes,
-            content_hash=chash, batch_id=batch_id, cached_result=cached,
+            input={"files": files, "options": sub.options}, content_hash=chash, batch_id=batch_id, cached_result=cached,
         ))
     # Only tasks that will wait count against the pending caps: one answered from the cache adds no work.
     queued = sum(t.cached_result is None for t in tasks)
@@ -280,7 +278,7 @@ def submit(sub: Submission, *, tenant: str, rt, batch: bool = False) -> tuple[li
     for t in tasks:
         if t.cached_result is None:
             rt.queue.put(t.id, t.priority)
-        logger.info("task %s submitted: type=%s files=%d priority=%d%s", t.id, t.type, len(t.file_hashes),
+        logger.info("task %s submitted: type=%s files=%d priority=%d%s", t.id, t.type, len(t.input["files"]),
                     t.priority, " (from cache)" if t.cached_result is not None else "")
     if rt.metrics is not None:
         rt.metrics.on_submitted(sub.type, len(tasks))

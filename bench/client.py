@@ -89,23 +89,30 @@ def multipart_body(fields: dict[str, str], filename: str, data: bytes, media_typ
 def call(url: str, method: str, path: str, body: bytes | None = None, content_type: str | None = None) -> tuple[int, bytes]:
     """One request over this thread's keep-alive http.client connection: a client that costs little
     CPU, so the service, not the benchmark, has the cores (requests costs ~3x more per call)."""
-    parts = urlsplit(url)
+    headers = {"Content-Type": content_type} if content_type else {}
+    try:
+        return _send(_connection(url), method, path, body, headers)
+    except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+        # A kept-alive connection the server had closed: once more on a new one.
+        _local.conn.close()
+        _local.conn = None
+        return _send(_connection(url), method, path, body, headers)
+
+
+def _connection(url: str) -> http.client.HTTPConnection:
     conn = getattr(_local, "conn", None)
-    for attempt in (1, 2):
-        if conn is None:
-            conn = _local.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-            with _sessions_lock:
-                _sessions.append(conn)
-        try:
-            conn.request(method, path, body=body, headers={"Content-Type": content_type} if content_type else {})
-            r = conn.getresponse()
-            return r.status, r.read()
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-            conn.close()
-            conn = _local.conn = None
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    if conn is None:
+        parts = urlsplit(url)
+        conn = _local.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        with _sessions_lock:
+            _sessions.append(conn)
+    return conn
+
+
+def _send(conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None, headers: dict) -> tuple[int, bytes]:
+    conn.request(method, path, body=body, headers=headers)
+    r = conn.getresponse()
+    return r.status, r.read()
 
 
 def submit(url: str, data: bytes, *, filename: str = "page.png", media_type: str = "image/png",
