@@ -78,6 +78,11 @@ class Settings:
     file_retention: float = 7 * 86400.0
     task_retention: float = 30 * 86400.0
     janitor_interval: float = 60.0
+    lease_seconds: float = 60.0  # a running task's holder renews it; past it the janitor takes the task back
+    redispatch_after: float = 300.0  # a due task not picked up this long after it was queued is queued again
+    storage_retry_seconds: float = 30.0  # a worker rides out a storage fault this long before leaving it to leases
+    database_url: str = ""  # postgresql://...: the distributed mode's database (empty: SQLite in data_dir)
+    broker_url: str = ""  # redis://...: Celery's broker (empty: the in-process queue and worker threads)
     rate_limit: float = 20.0  # requests per second per key
     rate_burst: int = 100
     allow_anonymous: bool = False
@@ -160,6 +165,11 @@ class Settings:
             file_retention=_float(env, "DOCPROC_FILE_RETENTION", 7 * 86400.0),
             task_retention=_float(env, "DOCPROC_TASK_RETENTION", 30 * 86400.0),
             janitor_interval=_float(env, "DOCPROC_JANITOR_INTERVAL", 60.0, 0.01),
+            lease_seconds=_float(env, "DOCPROC_LEASE_SECONDS", 60.0, 1.0),
+            redispatch_after=_float(env, "DOCPROC_REDISPATCH_AFTER", 300.0),
+            storage_retry_seconds=_float(env, "DOCPROC_STORAGE_RETRY_SECONDS", 30.0),
+            database_url=env.get("DOCPROC_DATABASE_URL", ""),
+            broker_url=env.get("DOCPROC_BROKER_URL", ""),
             rate_limit=_float(env, "DOCPROC_RATE_LIMIT", 20.0),
             rate_burst=_int(env, "DOCPROC_RATE_BURST", 100, 1),
             allow_anonymous=_bool(env, "DOCPROC_ALLOW_ANONYMOUS", False),

@@ -47,3 +47,19 @@ class BadInput(Exception):
 
 class TaskLost(Exception):
     """This attempt no longer owns the task (deadline passed, shutdown released it)."""
+
+
+class StorageError(Exception):
+    """The database could not be read or written (I/O error); worth trying again later."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class StorageBusy(StorageError):
+    """Another writer held the database longer than the busy timeout."""
+
+
+class StorageFull(StorageError):
+    """The disk holding the database or the files is full."""

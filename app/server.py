@@ -61,8 +61,8 @@ class Service:
 
     def stop(self, grace: float | None = None) -> list[str]:
         """Stop taking work, let running tasks finish within grace, then close the server."""
-        released = self.rt.pool.stop(grace)
         self.rt.events.close()  # long-polls and event streams answer now, freeing their HTTP threads
+        released = self.rt.pool.stop(grace)
         if self._http is not None:
             http, self._http = self._http, None
             if not http.stop():
