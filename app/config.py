@@ -83,6 +83,7 @@ class Settings:
     storage_retry_seconds: float = 30.0  # a worker rides out a storage fault this long before leaving it to leases
     database_url: str = ""  # postgresql://...: the distributed mode's database (empty: SQLite in data_dir)
     broker_url: str = ""  # redis://...: Celery's broker (empty: the in-process queue and worker threads)
+    metrics_port: int = 0  # docproc worker: serve its /metrics on this port (0: none; the API serves its own)
     rate_limit: float = 20.0  # requests per second per key
     rate_burst: int = 100
     allow_anonymous: bool = False
@@ -170,6 +171,7 @@ class Settings:
             storage_retry_seconds=_float(env, "DOCPROC_STORAGE_RETRY_SECONDS", 30.0),
             database_url=env.get("DOCPROC_DATABASE_URL", ""),
             broker_url=env.get("DOCPROC_BROKER_URL", ""),
+            metrics_port=_int(env, "DOCPROC_METRICS_PORT", 0, 0, 65535),
             rate_limit=_float(env, "DOCPROC_RATE_LIMIT", 20.0),
             rate_burst=_int(env, "DOCPROC_RATE_BURST", 100, 1),
             allow_anonymous=_bool(env, "DOCPROC_ALLOW_ANONYMOUS", False),

@@ -20,7 +20,7 @@ PAGE = (900, 300)
 ENV = {
     "DOCPROC_LEASE_SECONDS": "3", "DOCPROC_JANITOR_INTERVAL": "0.5", "DOCPROC_REDISPATCH_AFTER": "2",
     "DOCPROC_RETRY_BASE_DELAY": "0.2", "DOCPROC_RETRY_MAX_DELAY": "5", "DOCPROC_TASK_TIMEOUT": "120",
-    "DOCPROC_SHUTDOWN_GRACE": "3", "DOCPROC_ALLOW_PRIVATE_CALLBACKS": "1", "DOCPROC_WEBHOOK_BACKOFF": "0.2",
+    "DOCPROC_SHUTDOWN_GRACE": "1", "DOCPROC_ALLOW_PRIVATE_CALLBACKS": "1", "DOCPROC_WEBHOOK_BACKOFF": "0.2",
     "DOCPROC_RATE_LIMIT": "0", "DOCPROC_LLM_TIMEOUT": "10",
 }
 pytestmark = pytest.mark.distributed
@@ -173,3 +173,30 @@ def test_a_priority_9_task_overtakes_a_queue_of_priority_0_ones(env):
     after = sum(started[t] > started[high] for t in low)
     # Up to four low ones were already running or held by the two workers (2 threads each).
     assert after >= 8, f"only {after} of 16 priority-0 tasks started after the priority-9 one"
+
+
+def test_the_result_cache_holds_across_api_processes(env):
+    cluster, _, _, _ = env
+    a, b = cluster.apis
+    data = pages(1, "cached once")
+    first = wait_done(a, submit(a, data))
+    r = requests.post(f"{b.url}/api/tasks", files={"file": ("again.tiff", data)}, data={"type": "document"}, timeout=30)
+    again = r.json()
+    assert r.status_code == 202 and again["status"] == "completed" and again["result"]["cached"] is True
+    assert again["result"]["text"] == first["result"]["text"]
+
+
+def test_sigterm_drains_a_worker_and_its_task_ends_elsewhere(env):
+    cluster, _, _, _ = env
+    a, b = cluster.apis
+    task_id = submit(a, pages(10, "drained"), no_cache=True)
+    holder = cluster.holder(task_id)
+    cluster.wait_row(task_id, lambda r: r["stage"].startswith("ocr ") and not r["stage"].startswith("ocr 0/"))
+    holder.signal(signal.SIGTERM)
+    assert holder.wait(30) == 0  # within the grace period (1 s here) and the release
+    assert "returned to pending" in holder.log()
+    task = wait_done(b, task_id)
+    assert task["status"] == "completed" and task["resumes"] == 0  # released, not lost: no lease ran out
+    assert [e["stage"] for e in task["errors"]] == ["shutdown"]
+    assert "reusing the OCR of" in cluster.logs()
+    revive(cluster)

@@ -87,3 +87,23 @@ def test_invalid_json_is_refused_like_sqlite(pg):
     with pytest.raises(psycopg.Error):
         store.database.write("INSERT INTO tasks (id, tenant, type, input, created_at, updated_at)"
                              " VALUES (?, ?, ?, ?, ?, ?)", ("x", "t", "document", "{not json", NOW, NOW))
+
+
+def test_the_rate_limit_is_one_bucket_across_api_processes(pg):
+    from app.engine.ratelimit import DatabaseRateLimiter
+
+    store, url = pg
+    other = TaskStore(PostgresDatabase(url))  # a second API process
+    now = [NOW]
+    try:
+        a = DatabaseRateLimiter(store, rate=2.0, burst=4, clock=lambda: now[0])
+        b = DatabaseRateLimiter(other, rate=2.0, burst=4, clock=lambda: now[0])
+        assert [lim.take("key1") for lim in (a, b, a, b)] == [0.0] * 4  # the burst, shared
+        assert b.take("key1") == pytest.approx(0.5)  # empty: a token is back in 1/rate seconds
+        assert a.take("key2") == 0.0  # another key has its own bucket
+        now[0] += 0.5
+        assert a.take("key1") == 0.0 and b.take("key1") > 0
+        now[0] += 100
+        assert [b.take("key1") for _ in range(5)].count(0.0) == 4  # refilled up to the burst, not beyond
+    finally:
+        other.close_all()

@@ -61,6 +61,11 @@ def run_worker(queues: list[str] | None = None, concurrency: int = 0, *, setting
     worker_shutting_down.connect(drain, weak=False)
     worker_ready.connect(ready, weak=False)
     rt.pool.start(name, ",".join(queues), concurrency)
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        # This process's counters (tasks it ended, stage times, tokens) and gauges (its threads, OCR slots).
+        start_http_server(settings.metrics_port, addr=settings.host, registry=rt.metrics.registry)
     worker = celery.Worker(hostname=name, pool="threads", concurrency=concurrency, queues=queues,
                            loglevel=settings.log_level, quiet=True, without_heartbeat=True,
                            without_mingle=True, without_gossip=True, optimization="fair")

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 
-from ..webhooks import Delivery, WebhookSender, callback_url
+from ..webhooks import RESUME_WINDOW, Delivery, WebhookSender, callback_url
 from .execute import LeaseKeeper
 
 logger = logging.getLogger(__name__)
@@ -125,8 +125,15 @@ class WorkerRole:
             logger.warning("worker %s: heartbeat not written: %s", self.name, exc)
 
     def _heartbeat(self) -> None:
+        swept = time.monotonic()
         while not self._stop.wait(min(HEARTBEAT_SECONDS, self.settings.lease_seconds / LEASE_RENEWALS)):
             self._beat_once()
+            if time.monotonic() - swept >= self.settings.janitor_interval:
+                swept = time.monotonic()
+                try:
+                    self.webhooks.resend_lost()
+                except Exception:  # the next round tries again
+                    logger.exception("webhook sweep failed")
 
     def drain(self, grace: float) -> list[str]:
         """Warm stop: running attempts get `grace` seconds, then go back to pending for another worker."""
@@ -180,6 +187,19 @@ class QueuedWebhooks(WebhookSender):
 
     def stop(self, timeout: float = 10.0) -> None:
         """Nothing waits here: unsent attempts are messages in the broker."""
+
+    def resend_lost(self) -> int:
+        """First attempts whose message was lost (a broker restart): sent again, by one worker at a time."""
+        now = self.clock()
+        with self.db.exclusive("webhooks") as mine:
+            if not mine:
+                return 0
+            lost = [r["id"] for r in self.db.webhooks_to_resume(now - RESUME_WINDOW, self.settings.webhook_attempts)
+                    if r["last_attempt"] == 0 and r["completed_at"] < now - self.settings.redispatch_after]
+            for task_id in lost:
+                logger.warning("task %s: its webhook was never attempted; sending it again", task_id)
+                self.dispatcher.send_webhook(task_id, 1, 0.0)
+        return len(lost)
 
     def deliver(self, task_id: str, attempt: int) -> None:
         """One attempt, unless this message is a duplicate of one already made (or delivered)."""
