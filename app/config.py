@@ -80,6 +80,7 @@ class Settings:
     janitor_interval: float = 60.0
     lease_seconds: float = 60.0  # a running task's holder renews it; past it the janitor takes the task back
     redispatch_after: float = 300.0  # a due task not picked up this long after it was queued is queued again
+    db_busy_timeout: float = 10.0  # seconds a write waits for another process's lock on the SQLite file
     storage_retry_seconds: float = 30.0  # a worker rides out a storage fault this long before leaving it to leases
     database_url: str = ""  # postgresql://...: the distributed mode's database (empty: SQLite in data_dir)
     broker_url: str = ""  # redis://...: Celery's broker (empty: the in-process queue and worker threads)
@@ -168,6 +169,7 @@ class Settings:
             janitor_interval=_float(env, "DOCPROC_JANITOR_INTERVAL", 60.0, 0.01),
             lease_seconds=_float(env, "DOCPROC_LEASE_SECONDS", 60.0, 1.0),
             redispatch_after=_float(env, "DOCPROC_REDISPATCH_AFTER", 300.0),
+            db_busy_timeout=_float(env, "DOCPROC_DB_BUSY_TIMEOUT", 10.0, 0.001),
             storage_retry_seconds=_float(env, "DOCPROC_STORAGE_RETRY_SECONDS", 30.0),
             database_url=env.get("DOCPROC_DATABASE_URL", ""),
             broker_url=env.get("DOCPROC_BROKER_URL", ""),

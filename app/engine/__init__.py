@@ -21,7 +21,8 @@ def open_store(settings, *, clock=None):
         from .sqlite import SqliteDatabase
 
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        database = SqliteDatabase(settings.db_path, clock=clock or time.time)
+        database = SqliteDatabase(settings.db_path, busy_timeout_ms=int(settings.db_busy_timeout * 1000),
+                                  clock=clock or time.time)
     store = TaskStore(database)
     store.init_schema()
     return store

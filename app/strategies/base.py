@@ -5,11 +5,12 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Callable
 
-from .. import jsonio, ocr, pages
+from .. import jsonio, ocr
+from ..pages import load_page
 from ..errors import PermanentError, TaskCancelled, TaskError, TaskLost, TaskTimedOut, TransientError
 from ..engine.persist import persist
 from ..extract.base import Extraction, LibraryEntry
@@ -102,13 +103,13 @@ class TaskContext:
         """
         if self._pages is not None:
             return self._pages
-        kept = {i: ocr.PageText(**p) for i, p in self.s.db.kept_pages(self.task_id).items()}
+        kept = {i: ocr.PageText.from_dict(p) for i, p in self.s.db.kept_pages(self.task_id).items()}
         lang = self.options.get("lang", "eng")
         loaders = []
         for f in self.files:
             data = self.s.store.read(f["sha256"])
             for p in range(f["pages"]):
-                loaders.append(partial(_load_prepared, data, f["media_type"], p, self.s.settings.pdf_dpi))
+                loaders.append(partial(load_page, data, f["media_type"], p, pdf_dpi=self.s.settings.pdf_dpi))
         total = len(loaders)
         pages = [kept.get(i) for i in range(total)]
         missing = [i for i in range(total) if pages[i] is None]
@@ -145,7 +146,7 @@ class TaskContext:
                         raise exc
                     raise PermanentError(f"page {index + 1} could not be read: {exc}", stage="ocr") from exc
                 pages[index] = page
-                if not self._persist(lambda: self.s.db.keep_page(self.task_id, self.claim, index, asdict(page)),
+                if not self._persist(lambda: self.s.db.keep_page(self.task_id, self.claim, index, page.to_dict()),
                                      "keep page"):
                     raise TaskLost(self.task_id)
                 done += 1
@@ -217,24 +218,17 @@ class TaskContext:
         return entries
 
 
-def _load_prepared(data: bytes, media_type: str, index: int, dpi: int):
-    # Runs in an OCR slot: decoding happens there, so pages of a big PDF are not all held at once.
-    return ocr.prepare(pages.load_page(data, media_type, index, pdf_dpi=dpi))
-
-
-def page_summary(pages) -> tuple[str, list[dict]]:
-    """The joined text and the per-page records every result carries."""
-    records = [
-        {"page": i + 1, "text": p.text, "confidence": round(p.confidence, 1), "rotation": p.rotation}
-        for i, p in enumerate(pages)
-    ]
+def page_summary(pages, options: dict | None = None) -> tuple[str, list[dict]]:
+    """The joined text and the per-page records every result carries (words with option `words`)."""
+    words = bool((options or {}).get("words"))
+    records = [p.record(i + 1, words=words) for i, p in enumerate(pages)]
     return "\n\n".join(p.text for p in pages), records
 
 
 def ocr_and_extract(ctx: TaskContext, kind: str) -> dict:
     """The shared run of `document` and `form`: OCR, then one extraction of this kind."""
     pages = ctx.ocr_pages()
-    text, records = page_summary(pages)
+    text, records = page_summary(pages, ctx.options)
     extraction = ctx.extract(kind, [p.text for p in pages])
     return {**extraction.data, "text": text, "pages": records, "extractor": extraction.extractor,
             **({"usage": extraction.usage} if extraction.usage else {})}
