@@ -16,7 +16,8 @@ def open_store(settings, *, clock=None):
     if getattr(settings, "database_url", ""):
         from .postgres import PostgresDatabase
 
-        database = PostgresDatabase(settings.database_url, clock=clock or time.time)
+        database = PostgresDatabase(settings.database_url, clock=clock or time.time,
+                                    lock_timeout_ms=int(settings.db_busy_timeout * 1000))
     else:
         from .sqlite import SqliteDatabase
 
