@@ -63,7 +63,11 @@ def serve():
 def worker(queues, concurrency):
     """Run a worker of the distributed mode (needs DOCPROC_DATABASE_URL and DOCPROC_BROKER_URL)."""
     from .config import ConfigError
-    from .engine.celery_worker import parse_queues, run_worker
+
+    try:
+        from .engine.celery_worker import parse_queues, run_worker
+    except ImportError as exc:
+        raise Exit(f"{exc.name} is not installed: pip install 'docproc[scale]'", 2) from None
 
     try:
         names = parse_queues(queues)

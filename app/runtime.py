@@ -6,6 +6,7 @@ worker threads in this process), `api` (a broker is set: the HTTP API only, task
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 import time
@@ -80,6 +81,10 @@ def role_for(settings: Settings, role: str | None = None) -> str:
     if role != "embedded" and not (settings.broker_url and settings.database_url):
         raise ConfigError("the distributed mode needs both DOCPROC_BROKER_URL (Redis) and DOCPROC_DATABASE_URL"
                           " (PostgreSQL)")
+    needed = (["psycopg", "psycopg_pool"] if settings.database_url else []) + (["celery"] if role != "embedded" else [])
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(f"{', '.join(missing)} not installed: pip install 'docproc[scale]'")
     return role
 
 

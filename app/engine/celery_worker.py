@@ -37,10 +37,10 @@ def run_worker(queues: list[str] | None = None, concurrency: int = 0, *, setting
 
     try:
         settings = settings or Settings.from_env()
-        configure_logging(settings)
         queues = queues or list(QUEUES)
         if not (settings.broker_url and settings.database_url):
             raise ConfigError("docproc worker needs DOCPROC_BROKER_URL (Redis) and DOCPROC_DATABASE_URL (PostgreSQL)")
+        configure_logging(settings)
         rt = build_runtime(settings, role="worker", ocr_engine=ocr_engine, extractor=extractor)
     except (ConfigError, OSError) as exc:
         os.write(2, f"docproc: cannot start the worker: {exc}\n".encode())
