@@ -12,9 +12,9 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from . import jsonio, pages
+from . import jsonio, multipart, pages
 from .db import NewTask
-from .errors import BadInput
+from .errors import BadInput, excerpt
 from .models import TASK_TYPES
 from .strategies import allowed_options, required_options
 from .webhooks import check_callback_url
@@ -47,11 +47,14 @@ class Submission:
 
 
 # -- parsing ---------------------------------------------------------------------------
-def parse_request(request, fixed_type: str | None = None) -> Submission:
+def parse_request(request, fixed_type: str | None = None, *, max_files: int) -> Submission:
     """Read type, priority, options and files from multipart/form-data or JSON."""
     mimetype = request.mimetype
     if mimetype == "application/json":
-        body = request.get_json(silent=True)
+        try:
+            body = jsonio.loads_request(_read_body(request))
+        except ValueError as exc:
+            raise BadInput(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise BadInput(400, "invalid_json", "the body is not a JSON object")
         uploads = _decode_images(body.get("images"))
@@ -62,34 +65,41 @@ def parse_request(request, fixed_type: str | None = None) -> Submission:
             uploads=uploads,
         )
     if mimetype == "multipart/form-data":
-        if not request.mimetype_params.get("boundary"):
+        boundary = request.mimetype_params.get("boundary")
+        if not boundary:
             raise BadInput(400, "malformed_multipart", "multipart/form-data without a boundary")
-        form, files = request.form, request.files
-        raw_options = form.get("options")
+        form = multipart.parse(_read_body(request), boundary, max_files=max_files)
+        priority = form.text("priority")
+        raw_options = form.fields.get("options")
         if raw_options is None:
             options = {}
         else:
             try:
-                options = jsonio.loads(raw_options)
-            except ValueError:
-                raise BadInput(400, "invalid_options", "options is not valid JSON") from None
-        uploads = [Upload(f.read(), _display_name(f.filename)) for key in files for f in files.getlist(key)]
-        if not uploads and request.content_length and not form:
-            raise BadInput(400, "malformed_multipart", "the multipart body could not be parsed")
+                options = jsonio.loads_request(raw_options)
+            except ValueError as exc:
+                raise BadInput(400, "invalid_options", f"options is not valid JSON: {exc}") from None
         return Submission(
-            type=_parse_type(fixed_type or form.get("type")),
-            priority=_parse_priority(form.get("priority", 5)),
+            type=_parse_type(fixed_type or form.text("type")),
+            priority=_parse_priority(5 if priority is None else priority),
             options=_parse_options(options),
-            uploads=uploads,
+            uploads=[Upload(data, _display_name(name)) for name, data in form.files],
         )
     raise BadInput(415, "unsupported_content_type", "send multipart/form-data or application/json")
+
+
+def _read_body(request) -> bytes:
+    """The whole body; werkzeug's stream raises 413 past MAX_CONTENT_LENGTH (read() alone would cut silently)."""
+    chunks = []
+    while chunk := request.stream.read(1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _parse_type(value) -> str:
     if value in (None, ""):
         raise BadInput(400, "missing_field", "the field 'type' is required")
     if value not in TASK_TYPES:
-        raise BadInput(400, "unknown_type", f"unknown task type {value!r}; use one of {', '.join(TASK_TYPES)}")
+        raise BadInput(400, "unknown_type", f"unknown task type {excerpt(value)}; use one of {', '.join(TASK_TYPES)}")
     return value
 
 
@@ -141,7 +151,7 @@ def check_options(sub: Submission, *, languages, tenant: str, db, settings) -> N
     allowed = allowed_options(sub.type)
     for key in sub.options:
         if key not in allowed:
-            raise BadInput(400, "unknown_option", f"unknown option {key!r} for type {sub.type}; known: {', '.join(sorted(allowed))}")
+            raise BadInput(400, "unknown_option", f"unknown option {excerpt(key)} for type {sub.type}; known: {', '.join(sorted(allowed))}")
     for key in required_options(sub.type):
         if key not in sub.options:
             raise BadInput(400, "missing_option", f"options.{key} is required for type {sub.type}")
@@ -150,7 +160,7 @@ def check_options(sub: Submission, *, languages, tenant: str, db, settings) -> N
         lang = opts["lang"]
         if not isinstance(lang, str) or not lang or any(part not in languages for part in lang.split("+")):
             raise BadInput(400, "unsupported_language",
-                           f"language {lang!r} is not installed; available: {', '.join(sorted(languages))}")
+                           f"language {excerpt(lang)} is not installed; available: {', '.join(sorted(languages))}")
     if "no_cache" in opts and not isinstance(opts["no_cache"], bool):
         raise BadInput(400, "invalid_options", "options.no_cache must be true or false")
     if "callback_url" in opts:

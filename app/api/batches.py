@@ -17,7 +17,7 @@ def create_batch():
     rt = runtime()
     if not rt.accepting:
         raise BadInput(503, "shutting_down", "the service is shutting down", {"Retry-After": "10"})
-    sub = intake.parse_request(request)
+    sub = intake.parse_request(request, max_files=rt.settings.max_batch_files)
     rows, batch_id = intake.submit(sub, tenant=current_tenant(), rt=rt, batch=True)
     task_ids = [r["id"] for r in rows]
     response = jsonify({"id": batch_id, "type": sub.type, "task_ids": task_ids})

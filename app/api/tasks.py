@@ -38,7 +38,7 @@ def _submit(fixed_type: str | None):
     rt = runtime()
     if not rt.accepting:
         raise BadInput(503, "shutting_down", "the service is shutting down", {"Retry-After": "10"})
-    sub = intake.parse_request(request, fixed_type)
+    sub = intake.parse_request(request, fixed_type, max_files=rt.settings.max_files)
     (row,), _ = intake.submit(sub, tenant=current_tenant(), rt=rt)
     response = jsonify(task_to_dict(row))
     response.status_code = 202
