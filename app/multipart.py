@@ -15,7 +15,7 @@ from .errors import BadInput, excerpt
 MAX_FIELD_BYTES = 1024 * 1024  # one text field (options with an inline library is the largest)
 MAX_PART_HEADER_BYTES = 8192  # one header line of one part
 MAX_PART_HEADERS = 8  # header lines per part (RFC 7578 needs 3)
-EXTRA_PARTS = 32  # text fields allowed beside the files
+EXTRA_PARTS = 32  # parts allowed beyond max_files (text fields, and enough extra files to say "too many")
 
 
 @dataclass
@@ -31,7 +31,11 @@ class Form:
 
 
 def parse(body: bytes, boundary: str, *, max_files: int) -> Form:
-    """Parse a whole body; BadInput 400 when it is malformed, 413 when it passes a limit."""
+    """Parse a whole body; BadInput 400 when it is malformed, 413 when it passes a limit.
+
+    Files beyond max_files are counted by the caller (after the type is known, so a request wrong in
+    both ways hears about the type); the part limit leaves room for them, so the caller sees them.
+    """
     max_parts = max_files + EXTRA_PARTS
     try:
         parser = multipart.PushMultipartParser(boundary, len(body), max_header_size=MAX_PART_HEADER_BYTES,
@@ -43,8 +47,6 @@ def parse(body: bytes, boundary: str, *, max_files: int) -> Form:
     try:
         for event in parser.parse(body):
             if isinstance(event, multipart.MultipartSegment):
-                if event.filename is not None and len(form.files) >= max_files:
-                    raise BadInput(413, "too_many_files", f"at most {max_files} files per request")
                 segment, chunks, size = event, [], 0
             elif event is None:
                 if segment.name:  # RFC 7578: every part is named; unnamed ones are ignored

@@ -10,8 +10,9 @@ from .. import intake
 from ..auth import current_tenant
 from ..errors import BadInput
 from ..models import TASK_TYPES, TaskStatus, task_to_dict
+from ..http_server import DISCONNECTED
 from ..webhooks import callback_url, delivery_log
-from . import runtime
+from . import runtime, waiters
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("tasks", __name__, url_prefix="/api")
@@ -75,6 +76,11 @@ def _wait_seconds() -> float:
     return wait
 
 
+def moved(version: int, seen: int) -> int | None:
+    """A waiter's answer: the new version, or None while it is still the one seen."""
+    return None if version == seen else version
+
+
 @bp.get("/tasks/<task_id>")
 @bp.get("/task_status/<task_id>")
 def get_task(task_id: str):
@@ -84,7 +90,12 @@ def get_task(task_id: str):
     version = rt.events.version(task_id)
     row = load_task(task_id)
     if wait and not TaskStatus(row["status"]).is_terminal:
-        rt.events.wait(task_id, version, wait)
+        slot = waiters().acquire(current_tenant(), "too_many_long_polls", "long-polls")
+        try:
+            slot.wait(lambda seconds: moved(rt.events.wait(task_id, version, seconds), version), wait,
+                      request.environ.get(DISCONNECTED))
+        finally:
+            slot.release()
         row = load_task(task_id)
     body = task_to_dict(row)
     if callback_url(row):
