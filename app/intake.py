@@ -21,7 +21,7 @@ from .webhooks import check_callback_url
 
 logger = logging.getLogger(__name__)
 
-RESULT_VERSION = 1  # bump when a strategy's result changes, so the cache does not serve old shapes
+RESULT_VERSION = 2  # bump when a strategy's result changes, so the cache does not serve old shapes
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _NOT_HASHED = ("no_cache", "callback_url")
 
@@ -161,8 +161,9 @@ def check_options(sub: Submission, *, languages, tenant: str, db, settings) -> N
         if not isinstance(lang, str) or not lang or any(part not in languages for part in lang.split("+")):
             raise BadInput(400, "unsupported_language",
                            f"language {excerpt(lang)} is not installed; available: {', '.join(sorted(languages))}")
-    if "no_cache" in opts and not isinstance(opts["no_cache"], bool):
-        raise BadInput(400, "invalid_options", "options.no_cache must be true or false")
+    for flag in ("no_cache", "words"):
+        if flag in opts and not isinstance(opts[flag], bool):
+            raise BadInput(400, "invalid_options", f"options.{flag} must be true or false")
     if "callback_url" in opts:
         check_callback_url(opts["callback_url"], allow_private=settings.allow_private_callbacks)
     if "library" in opts:
