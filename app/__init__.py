@@ -6,8 +6,8 @@ from flask import Flask
 from .config import Settings
 
 
-def create_app(config: Settings | dict | None = None, *, extractor=None) -> Flask:
-    """Build the Flask app and its runtime (database, queue, pool); start nothing."""
+def create_app(config: Settings | dict | None = None, *, extractor=None, clock=None) -> Flask:
+    """Build the Flask app and its runtime (database, queue, pool); start nothing. clock: wall-clock seconds."""
     from . import api, auth
     from .jsonio import JsonProvider
     from .runtime import build_runtime
@@ -21,7 +21,7 @@ def create_app(config: Settings | dict | None = None, *, extractor=None) -> Flas
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.json = JsonProvider(app)  # orjson: serialising the task object was ~5% of a cached submission
-    app.extensions["docproc"] = build_runtime(settings, extractor=extractor)
+    app.extensions["docproc"] = build_runtime(settings, extractor=extractor, **({"clock": clock} if clock else {}))
     auth.init_app(app)
     api.init_app(app)
     return app

@@ -15,19 +15,14 @@ from dataclasses import dataclass, field
 from . import jsonio, multipart, pages
 from .db import NewTask
 from .errors import BadInput, excerpt
-from .models import TASK_TYPES
+from .models import TASK_TYPES, is_uuid
 from .strategies import allowed_options, required_options
 from .webhooks import check_callback_url
 
 logger = logging.getLogger(__name__)
 
 RESULT_VERSION = 2  # bump when a strategy's result changes, so the cache does not serve old shapes
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _NOT_HASHED = ("no_cache", "callback_url")
-
-
-def is_uuid(value) -> bool:
-    return isinstance(value, str) and bool(_UUID.match(value))
 
 
 @dataclass
@@ -195,39 +190,41 @@ def _check_library(library, tenant: str, db) -> None:
 
 
 class InspectionCache:
-    """Inspection results by file hash: the same bytes under the same limits always inspect the same.
+    """Inspection results by tenant and file hash: the same bytes under the same limits inspect the same.
 
     A client that resubmits a file (a retry, a cache hit) then skips decoding it again; bounded LRU.
+    Per tenant, so that how fast a file is accepted never tells whether another tenant sent it.
     """
 
     def __init__(self, size: int = 1024):
         self._size = size
-        self._results: OrderedDict[str, pages.UploadInfo] = OrderedDict()
+        self._results: OrderedDict[tuple[str, str], pages.UploadInfo] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, sha256: str) -> pages.UploadInfo | None:
+    def get(self, tenant: str, sha256: str) -> pages.UploadInfo | None:
         with self._lock:
-            info = self._results.get(sha256)
+            info = self._results.get((tenant, sha256))
             if info is not None:
-                self._results.move_to_end(sha256)
+                self._results.move_to_end((tenant, sha256))
             return info
 
-    def put(self, sha256: str, info: pages.UploadInfo) -> None:
+    def put(self, tenant: str, sha256: str, info: pages.UploadInfo) -> None:
         with self._lock:
-            self._results[sha256] = info
+            self._results[(tenant, sha256)] = info
             if len(self._results) > self._size:
                 self._results.popitem(last=False)
 
 
-def inspect_uploads(uploads: list[Upload], hashes: list[str], settings, *, cache: InspectionCache) -> list[dict]:
+def inspect_uploads(uploads: list[Upload], hashes: list[str], settings, *, tenant: str,
+                    cache: InspectionCache) -> list[dict]:
     """Validate every file (type, pixels, pages); the file records the task input keeps."""
     records = []
     for up, sha256 in zip(uploads, hashes):
-        info = cache.get(sha256)
+        info = cache.get(tenant, sha256)
         if info is None:
             info = pages.inspect_upload(up.data, max_pixels=settings.max_pixels, max_pages=settings.max_pages,
                                         pdf_dpi=settings.pdf_dpi)
-            cache.put(sha256, info)
+            cache.put(tenant, sha256, info)
         records.append({"name": up.name, "media_type": info.media_type, "pages": info.pages, "size": len(up.data)})
     return records
 
@@ -255,7 +252,7 @@ def submit(sub: Submission, *, tenant: str, rt, batch: bool = False) -> tuple[li
     if len(sub.uploads) > max_files:
         raise BadInput(413, "too_many_files", f"at most {max_files} files per request")
     hashes = [store.digest(u.data) for u in sub.uploads]
-    records = inspect_uploads(sub.uploads, hashes, settings, cache=rt.inspections)
+    records = inspect_uploads(sub.uploads, hashes, settings, tenant=tenant, cache=rt.inspections)
     if not batch and sum(r["pages"] for r in records) > settings.max_pages:
         raise BadInput(413, "too_many_pages", f"at most {settings.max_pages} pages per task")
     groups = [[i] for i in range(len(records))] if batch else [list(range(len(records)))]

@@ -228,6 +228,13 @@ def _common(extra_401: bool = True) -> dict:
     return out
 
 
+def _waiting(code: str, what: str) -> dict:
+    """429/503 of a request that would wait: this tenant's share or the service's share of waiting threads."""
+    return {"429": _error(f"this tenant has its share of {what} open, or too many requests", (code, *RATE_LIMITED),
+                          _RETRY_AFTER),
+            "503": _error(f"the service has its share of {what} open; poll instead", (code,), _RETRY_AFTER)}
+
+
 def _submit_body(fixed_type: str | None) -> dict:
     options_ref = _ref(f"Options_{fixed_type}") if fixed_type else {
         "type": "object", "description": "options of the chosen type: " + "; ".join(
@@ -283,7 +290,8 @@ _NOT_FOUND = _error("no such task for this tenant", ("not_found",))
 def _get_task(summary: str, operation_id: str) -> dict:
     return {"tags": ["tasks"], "summary": summary, "operationId": operation_id, "parameters": [_TASK_ID, _WAIT],
             "responses": {"200": {"description": "the task", "content": _json(_ref("Task"))},
-                          "400": _error("bad wait value", ("invalid_wait",)), "404": _NOT_FOUND, **_common()}}
+                          "400": _error("bad wait value", ("invalid_wait",)), "404": _NOT_FOUND, **_common(),
+                          **_waiting("too_many_long_polls", "long-polls")}}
 
 
 def _paths() -> dict:
@@ -327,8 +335,7 @@ def _paths() -> dict:
             "responses": {"200": {"description": "an event stream",
                                   "content": {"text/event-stream": {"schema": _ref("TaskEvent")}}},
                           "404": _NOT_FOUND,
-                          "503": _error("too many event streams are open; poll instead", ("too_many_streams",), _RETRY_AFTER),
-                          **_common()}}},
+                          **_common(), **_waiting("too_many_streams", "event streams")}}},
         "/api/batches": {"post": {
             "tags": ["batches"], "summary": "Submit many files, one task each", "operationId": "createBatch",
             "requestBody": _submit_body(None),

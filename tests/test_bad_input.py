@@ -305,14 +305,15 @@ def test_a_refusal_is_never_remembered_and_the_inspection_memory_is_bounded(tmp_
     broken = Upload(png_bytes(draw_page(["x"], size=(200, 200)))[:300], "cut.png")
     for _ in range(2):  # the second attempt decodes again and is refused again
         with pytest.raises(BadInput) as refused:
-            inspect_uploads([broken], [FileStore.digest(broken.data)], settings, cache=cache)
+            inspect_uploads([broken], [FileStore.digest(broken.data)], settings, tenant="t", cache=cache)
         assert refused.value.code == "corrupt_image"
     pages = [Upload(png_bytes(draw_page([f"page {n}"], size=(200, 200))), f"{n}.png") for n in range(3)]
     hashes = [FileStore.digest(p.data) for p in pages]
-    records = inspect_uploads(pages, hashes, settings, cache=cache)
+    records = inspect_uploads(pages, hashes, settings, tenant="t", cache=cache)
     assert [r["media_type"] for r in records] == ["image/png"] * 3 and [r["pages"] for r in records] == [1, 1, 1]
-    assert cache.get(hashes[0]) is None  # the oldest went when the third came in
-    assert cache.get(hashes[1]).pages == 1 and cache.get(hashes[2]).media_type == "image/png"
+    assert cache.get("t", hashes[0]) is None  # the oldest went when the third came in
+    assert cache.get("t", hashes[1]).pages == 1 and cache.get("t", hashes[2]).media_type == "image/png"
+    assert cache.get("other", hashes[1]) is None  # remembered for the tenant that sent it only
 
 
 def test_each_limit_names_itself_not_the_body_size(tmp_path, start_service, http):

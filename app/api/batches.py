@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify, request
 from .. import intake
 from ..auth import current_tenant
 from ..errors import BadInput
-from ..models import TERMINAL, TaskStatus, iso, task_to_dict
+from ..models import TERMINAL, TaskStatus, is_uuid, iso, task_to_dict
 from . import runtime
 
 bp = Blueprint("batches", __name__, url_prefix="/api")
@@ -28,7 +28,7 @@ def create_batch():
 
 @bp.get("/batches/<batch_id>")
 def get_batch(batch_id: str):
-    if not intake.is_uuid(batch_id):
+    if not is_uuid(batch_id):
         raise BadInput(404, "not_found", "no such batch")
     batch, rows = runtime().db.batch_tasks(batch_id, current_tenant())
     if batch is None:

@@ -9,7 +9,7 @@ from flask import Blueprint, jsonify, request
 from .. import intake
 from ..auth import current_tenant
 from ..errors import BadInput
-from ..models import TASK_TYPES, TaskStatus, task_to_dict
+from ..models import TASK_TYPES, TaskStatus, is_uuid, task_to_dict
 from ..http_server import DISCONNECTED
 from ..webhooks import callback_url, delivery_log
 from . import runtime, waiters
@@ -27,7 +27,7 @@ def not_found():
 
 def load_task(task_id: str):
     """This tenant's task, or the same 404 as an unknown id (so ids of others stay invisible)."""
-    if not intake.is_uuid(task_id):
+    if not is_uuid(task_id):
         raise not_found()
     row = runtime().db.get_task(task_id, current_tenant())
     if row is None:
