@@ -49,6 +49,12 @@ class TaskLost(Exception):
     """This attempt no longer owns the task (deadline passed, shutdown released it)."""
 
 
+def excerpt(value, limit: int = 40) -> str:
+    """A client's value for an error message: its repr, cut to a short prefix (never echo a megabyte back)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class StorageError(Exception):
     """The database could not be read or written (I/O error); worth trying again later."""
 

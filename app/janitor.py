@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from .models import TaskStatus
 from .engine.store import Guard
+from .models import TaskStatus
+from .storage import TEMP_GRACE
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +120,9 @@ class Janitor:
         for sha, mtime in list(self.files.all_hashes()):
             if mtime < now - ORPHAN_GRACE:
                 orphans += self.files.delete_unless_pinned(sha, self.store.file_is_referenced)
-        return {"files_removed": removed, "tasks_deleted": deleted, "orphans_removed": orphans}
+        temporaries = self.files.remove_stale_temporaries(now - TEMP_GRACE)
+        return {"files_removed": removed, "tasks_deleted": deleted, "orphans_removed": orphans,
+                "temporaries_removed": temporaries}
 
     def _still_needed(self, now: float):
         cutoff = now - self.settings.file_retention

@@ -9,12 +9,11 @@ a holder that stops renewing loses the task to the janitor, and its guarded writ
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 import uuid
 
-from .. import jsonio
+from .. import backoff, jsonio
 from ..errors import (PermanentError, StorageError, TaskCancelled, TaskError, TaskLost, TaskTimedOut,
                       TransientError)
 from ..models import TaskStatus
@@ -24,14 +23,6 @@ from .persist import persist
 from .store import Guard
 
 logger = logging.getLogger(__name__)
-
-
-def backoff(attempts: int, base: float, cap: float, retry_after: float | None = None) -> float:
-    """Seconds before attempt `attempts + 1`: exponential with jitter, never shorter than Retry-After."""
-    delay = min(cap, base * 2 ** max(attempts - 1, 0)) * random.uniform(0.5, 1.0)
-    if retry_after:
-        delay = max(delay, min(retry_after, cap))
-    return delay
 
 
 class Executor:
@@ -132,8 +123,8 @@ class Executor:
         if ctx.deadline <= now and not isinstance(exc, TaskTimedOut):
             exc = TaskTimedOut(f"task passed its deadline ({exc.message})", stage=stage)
         if isinstance(exc, TransientError) and row["attempts"] < self.settings.max_attempts:
-            delay = backoff(row["attempts"], self.settings.retry_base_delay, self.settings.retry_max_delay,
-                            exc.retry_after)
+            delay = backoff.delay(row["attempts"], self.settings.retry_base_delay, self.settings.retry_max_delay,
+                                  retry_after=exc.retry_after)
             phase = "extract" if ctx.pages_read else "ocr"
             try:
                 retried = self._persist(lambda: self.store.retry_later(
