@@ -18,12 +18,13 @@ from fake_llm import FakeLLM
 
 PAGE = (900, 300)
 ENV = {
-    "DOCPROC_LEASE_SECONDS": "3", "DOCPROC_JANITOR_INTERVAL": "0.5", "DOCPROC_REDISPATCH_AFTER": "2",
+    "DOCPROC_LEASE_SECONDS": "5", "DOCPROC_JANITOR_INTERVAL": "0.5", "DOCPROC_REDISPATCH_AFTER": "2",
     "DOCPROC_RETRY_BASE_DELAY": "0.2", "DOCPROC_RETRY_MAX_DELAY": "5", "DOCPROC_TASK_TIMEOUT": "120",
     "DOCPROC_SHUTDOWN_GRACE": "1", "DOCPROC_ALLOW_PRIVATE_CALLBACKS": "1", "DOCPROC_WEBHOOK_BACKOFF": "0.2",
     "DOCPROC_RATE_LIMIT": "0", "DOCPROC_LLM_TIMEOUT": "10",
 }
-pytestmark = pytest.mark.distributed
+# One cluster for the module: under pytest-xdist (--dist loadgroup) the module stays on one worker.
+pytestmark = [pytest.mark.distributed, pytest.mark.xdist_group("distributed")]
 
 
 @pytest.fixture(scope="module")
