@@ -1,0 +1,99 @@
+"""Amounts and currencies as printed ("RM 141.5", "85. 20", "1.234,56 €", "$8.20"), and the total line."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from .dates import fold
+
+SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR", "RM": "MYR", "Rs": "INR", "Rs.": "INR",
+           "S$": "SGD", "US$": "USD", "A$": "AUD", "C$": "CAD", "CHF": "CHF", "Fr.": "CHF", "zł": "PLN", "kr": "SEK"}
+CODES = ("USD", "EUR", "GBP", "CHF", "CAD", "AUD", "JPY", "SEK", "NOK", "DKK", "PLN", "INR", "MYR", "SGD", "CNY",
+         "HKD", "NZD", "IDR", "THB", "PHP", "ZAR", "BRL", "MXN", "CZK", "HUF", "RON", "TRY")
+_CUR = r"(?:US\$|S\$|A\$|C\$|[$€£¥₹]|\bRM|\bRs\.?|\b(?:" + "|".join(CODES) + r")\b)"
+# 1,234.56 · 1.234,56 · 1 234,56 · 141.5 · 85. 20 (a space OCR put after the point) · 14
+_NUM = r"\d{1,3}(?:[,.' ]\d{3})+(?:[.,]\s?\d{1,2})?(?!\d)|\d+(?:[.,]\s?\d{1,2})?(?!\d)"
+MONEY = re.compile(rf"(?P<pre>{_CUR})?\s?(?P<sign>-)?(?P<num>{_NUM})(?:\s?(?P<post>{_CUR}))?(?![\w%])")
+
+
+@dataclass
+class Money:
+    value: Decimal
+    currency: str | None  # ISO code
+    start: int
+    end: int
+    decimals: bool  # written with cents (or a currency mark): more likely an amount than a count
+
+    def text(self) -> str:
+        """Written the way results show amounts: "14.10", "1,234.56"."""
+        return f"{self.value:,.2f}"
+
+
+def parse_number(raw: str) -> Decimal | None:
+    """ "1,200.00", "1.200,00", "1 200,00", "32.5", "85. 20": one or two digits after the last separator are cents."""
+    raw = re.sub(r"(?<=[.,])\s", "", raw.strip()).replace("'", "").replace(" ", "")
+    last = max(raw.rfind(","), raw.rfind("."))
+    if last >= 0 and len(raw) - last - 1 in (1, 2):
+        whole, cents = raw[:last], raw[last + 1:]
+    else:
+        whole, cents = raw, "0"
+    try:
+        return Decimal(f"{re.sub(r'[,.]', '', whole) or '0'}.{cents}").quantize(Decimal("0.01"))
+    except InvalidOperation:
+        return None
+
+
+def currency_code(mark: str | None) -> str | None:
+    if not mark:
+        return None
+    mark = mark.strip()
+    return SYMBOLS.get(mark) or SYMBOLS.get(mark.rstrip(".")) or (mark.upper() if mark.upper() in CODES else None)
+
+
+def amounts(text: str) -> list[Money]:
+    """Every number in the text that can be an amount, with its currency when one is written beside it."""
+    out = []
+    for m in MONEY.finditer(text):
+        value = parse_number(m["num"])
+        if value is None:
+            continue
+        if m["sign"]:
+            value = -value
+        has_cents = bool(re.search(r"[.,]\s?\d{1,2}$", m["num"]))
+        mark = m["pre"] or m["post"]
+        out.append(Money(value, currency_code(mark), m.start(), m.end(), has_cents or bool(mark)))
+    return out
+
+
+# Total words in English, German, French, Dutch, Spanish, Italian and Malay (folded: no accents).
+_TOTAL_WORDS = (r"grand\s*total|total|totaal|gesamt\w*|endbetrag|rechnungsbetrag|summe|zu\s+zahlen|"
+                r"montant|net\s+a\s+payer|a\s+payer|ttc|te\s+betalen|totale|importe|importo|da\s+pagare|"
+                r"jumlah|amount\s+(?:due|payable)|balance\s+due|payable|amount\s+paid")
+TOTAL_LINE = re.compile(rf"(?<![a-z])({_TOTAL_WORDS})(?![a-z])")
+# Lines with a total word that are not the document's total: partial sums, taxes, counts, payment.
+_NOT_TOTAL = re.compile(
+    r"(?<![a-z])(sub\s*-?\s*total\w*|zwischensumme|sous[\s-]*total|subtota\w*|"
+    r"qty|quantity|items?|pcs|count|menge|anzahl|quantite|aantal|cantidad|quantita|kuantiti|bilangan|"
+    r"tax|gst|vat|sst|mwst|ust|tva|btw|iva|cukai|"
+    r"excl\w*|ex\.?|ht|netto|before|without|ohne|sans|zonder|sin|senza|"
+    r"discount|savings?|saved|rabatt|remise|korting|descuento|sconto|diskaun|"
+    r"cash|tender\w*|change|paid|payment|card|visa|master\w*|bar|rendu|wisselgeld|cambio|resto|baki|tunai|"
+    r"rounding|round\s*adj\w*|weight|points?)(?![a-z])")
+_INCLUSIVE = re.compile(r"(?<![a-z])(incl\w*|inkl\w*|inc\.?|ttc|including|termasuk|rounded|nett?|net\s+total|"
+                        r"grand|due|payable|a\s+payer|zu\s+zahlen|te\s+betalen|da\s+pagare)(?![a-z])")
+
+
+def is_total_label(text: str) -> bool:
+    """A line (or its label part) that names the document's total rather than a part of it."""
+    folded = fold(text)
+    if not TOTAL_LINE.search(folded):
+        return False
+    blocked = _NOT_TOTAL.search(folded)
+    return not blocked or bool(_INCLUSIVE.search(folded) and not re.search(r"sub\s*-?\s*total|qty|quantity|items?",
+                                                                             folded))
+
+
+def total_strength(text: str) -> int:
+    """2 for an explicitly final total (grand, due, incl. tax, rounded, nett), 1 for a plain one."""
+    return 2 if _INCLUSIVE.search(fold(text)) else 1
