@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from app.extract.fields import parse_fields
 from app.extract.local import LocalExtractor
 
 from . import quality_corpus as corpus
@@ -101,7 +102,8 @@ def measure(docs: dict, reader: Reader, jobs: int) -> dict:
 
 
 def _extract(extractor, kind, pages, fields):
-    return extractor.extract(kind, [p.text for p in pages]).data
+    specs = parse_fields(fields) if fields else None
+    return extractor.extract(kind, pages, fields=specs).data
 
 
 def _text(pages) -> str:

@@ -15,6 +15,7 @@ _CUR = r"(?:US\$|S\$|A\$|C\$|[$€£¥₹]|\bRM|\bRs\.?|\b(?:" + "|".join(CODES)
 # 1,234.56 · 1.234,56 · 1 234,56 · 141.5 · 85. 20 (a space OCR put after the point) · 14
 _NUM = r"\d{1,3}(?:[,.' ]\d{3})+(?:[.,]\s?\d{1,2})?(?!\d)|\d+(?:[.,]\s?\d{1,2})?(?!\d)"
 MONEY = re.compile(rf"(?P<pre>{_CUR})?\s?(?P<sign>-)?(?P<num>{_NUM})(?:\s?(?P<post>{_CUR}))?(?![\w%])")
+_LOST_POINT = re.compile(rf"(?P<pre>{_CUR})(?P<sp>\s?)(?P<whole>\d{{1,5}}) (?P<cents>\d{{2}})(?![\d.,])")
 
 
 @dataclass
@@ -53,6 +54,8 @@ def currency_code(mark: str | None) -> str | None:
 
 def amounts(text: str) -> list[Money]:
     """Every number in the text that can be an amount, with its currency when one is written beside it."""
+    # "RM8 60": OCR lost the point; with a currency mark in front the two digits are still cents.
+    text = _LOST_POINT.sub(lambda m: f"{m['pre']}{m['sp']}{m['whole']}.{m['cents']}", text)
     out = []
     for m in MONEY.finditer(text):
         value = parse_number(m["num"])
@@ -67,21 +70,21 @@ def amounts(text: str) -> list[Money]:
 
 
 # Total words in English, German, French, Dutch, Spanish, Italian and Malay (folded: no accents).
-_TOTAL_WORDS = (r"grand\s*total|total|totaal|gesamt\w*|endbetrag|rechnungsbetrag|summe|zu\s+zahlen|"
+_TOTAL_WORDS = (r"grand\s*t[o0]ta[l1i!|]?|t[o0]ta[l1i!|]?|totaal|gesamt\w*|endbetrag|rechnungsbetrag|summe|zu\s+zahlen|"
                 r"montant|net\s+a\s+payer|a\s+payer|ttc|te\s+betalen|totale|importe|importo|da\s+pagare|"
                 r"jumlah|amount\s+(?:due|payable)|balance\s+due|payable|amount\s+paid")
 TOTAL_LINE = re.compile(rf"(?<![a-z])({_TOTAL_WORDS})(?![a-z])")
 # Lines with a total word that are not the document's total: partial sums, taxes, counts, payment.
 _NOT_TOTAL = re.compile(
-    r"(?<![a-z])(sub\s*-?\s*total\w*|zwischensumme|sous[\s-]*total|subtota\w*|"
+    r"(?<![a-z])(sub\s*-?\s*t[ou0]t\w*|zwischensumme|sous[\s-]*total|subtota\w*|"
     r"qty|quantity|items?|pcs|count|menge|anzahl|quantite|aantal|cantidad|quantita|kuantiti|bilangan|"
     r"tax|gst|vat|sst|mwst|ust|tva|btw|iva|cukai|"
     r"excl\w*|ex\.?|ht|netto|before|without|ohne|sans|zonder|sin|senza|"
     r"discount|savings?|saved|rabatt|remise|korting|descuento|sconto|diskaun|"
     r"cash|tender\w*|change|paid|payment|card|visa|master\w*|bar|rendu|wisselgeld|cambio|resto|baki|tunai|"
-    r"rounding|round\s*adj\w*|weight|points?)(?![a-z])")
-_INCLUSIVE = re.compile(r"(?<![a-z])(incl\w*|inkl\w*|inc\.?|ttc|including|termasuk|rounded|nett?|net\s+total|"
-                        r"grand|due|payable|a\s+payer|zu\s+zahlen|te\s+betalen|da\s+pagare)(?![a-z])")
+    r"rounding|round\s*adj\w*|weight|points?|supplies|summary|analysis|saving|includes|included)(?![a-z])|%")
+_INCLUSIVE = re.compile(r"(?<![a-z])(incl|incl\.|inclusive|inkl|inkl\.|inklusive|inc\.?|inc!|ttc|including|termasuk|rounded|nett?|net\s+total|"
+                        r"grand|final|due|payable|a\s+payer|zu\s+zahlen|te\s+betalen|da\s+pagare)(?![a-z])")
 
 
 def is_total_label(text: str) -> bool:
@@ -90,8 +93,8 @@ def is_total_label(text: str) -> bool:
     if not TOTAL_LINE.search(folded):
         return False
     blocked = _NOT_TOTAL.search(folded)
-    return not blocked or bool(_INCLUSIVE.search(folded) and not re.search(r"sub\s*-?\s*total|qty|quantity|items?",
-                                                                             folded))
+    return not blocked or bool(_INCLUSIVE.search(folded) and not re.search(
+        r"sub\s*-?\s*t[ou0]t|qty|quantity|items?|supplies|summary|saving|cash|change|tender", folded))
 
 
 def total_strength(text: str) -> int:

@@ -131,10 +131,10 @@ def phrases(line: Span, gap_factor: float = 1.2) -> list[Span]:
     return out
 
 
-def same_row(a: Box, b: Box) -> bool:
-    """Vertical overlap of at least half the smaller height."""
-    overlap = min(a[3], b[3]) - max(a[1], b[1])
-    return overlap >= 0.5 * min(a[3] - a[1], b[3] - b[1])
+def same_row(a: Box, b: Box, overlap: float = 0.5) -> bool:
+    """Vertical overlap of at least `overlap` of the smaller height."""
+    shared = min(a[3], b[3]) - max(a[1], b[1])
+    return shared >= overlap * min(a[3] - a[1], b[3] - b[1])
 
 
 def rows(page: Page) -> list[Span]:
@@ -158,7 +158,7 @@ def rows(page: Page) -> list[Span]:
     return out
 
 
-def right_of(label: Span, candidates: list[Span]) -> Span | None:
+def right_of(label: Span, candidates: list[Span], *, overlap: float = 0.5) -> Span | None:
     """The nearest phrase on the label's row that starts right of it."""
     box = label.box
     if not box:
@@ -166,7 +166,7 @@ def right_of(label: Span, candidates: list[Span]) -> Span | None:
     best = None
     for c in candidates:
         cb = c.box
-        if c is label or not cb or cb[0] < box[2] - 2 or not same_row(box, cb):
+        if c is label or not cb or cb[0] < box[2] - 2 or not same_row(box, cb, overlap):
             continue
         if best is None or cb[0] < best.box[0]:
             best = c
@@ -189,3 +189,13 @@ def below(label: Span, candidates: list[Span], *, reach: float = 2.2) -> Span | 
         if best is None or cb[1] < best.box[1]:
             best = c
     return best
+
+
+def under_column(value: Span, label: Span) -> Span:
+    """Of a wide value line under a label, only the words in the label's column (a table's header cell)."""
+    lb = label.box
+    if not lb or not value.box or len(value.words) < 2 or value.box[2] - value.box[0] < 1.5 * (lb[2] - lb[0]):
+        return value
+    slack = max(lb[3] - lb[1], 1)
+    kept = [w for w in value.words if w.box and w.box[2] > lb[0] - slack and w.box[0] < lb[2] + slack]
+    return Span(value.page, kept, confidence=value.confidence) if kept else value
