@@ -6,8 +6,9 @@
   >= 0.8 on lowercased alphanumeric words (the key itself, not any value of the result).
 - Invoice numbers: equal after dropping case and everything but letters and digits.
 - FUNSD pairs: a question -> answer link is found when one kv item matches both, its key against the
-  question and its value against the answer, each at ratio >= 0.8 on alphanumeric words; precision
-  is the share of kv items that match some linked pair.
+  question and its value against the answer, each at ratio >= 0.8 on alphanumeric words (a value
+  the extractor made an ISO date also matches the same printed date, "12/10/98" = 1998-12-10, in
+  either order of day and month); precision is the share of kv items that match some linked pair.
 - "In OCR text" (the ceiling for the extractor): the printed value occurs in the page text (dates,
   ids: ignoring case and spaces; amounts: some number in the text has the value; company, address:
   a run of one to four lines matches at >= 0.8; FUNSD: question and answer both match a stretch of
@@ -115,9 +116,23 @@ def char_accuracy(ocr_text: str, truth_lines: list[str]) -> float:
     return sum(len(s) * fuzz.partial_ratio(s, got) / 100 for s in segments) / total
 
 
+def same_value(got, truth) -> bool:
+    """Text alike, or the same date however written ("12 /10 /98", "August 3, 1998" and 1998-08-03; a
+    numeric truth in either order of day and month). Dates are read with the service's own date parser."""
+    if similar(got, truth):
+        return True
+    got = str(got or "").strip()
+    if not re.fullmatch(r"\d{4}-\d\d-\d\d", got):
+        return False
+    from app.extract.dates import find_dates
+    text = re.sub(r"\s*([-/.])\s*", r"\1", str(truth))
+    return any(len(h) == 1 and h[0].iso == got for h in (find_dates(text, day_first=True),
+                                                          find_dates(text, day_first=False)))
+
+
 def pair_found(kv: dict, question: str, answer: str) -> bool:
-    return any(similar(str(k).replace("_", " "), question) and similar(v, answer) for k, v in kv.items())
+    return any(similar(str(k).replace("_", " "), question) and same_value(v, answer) for k, v in kv.items())
 
 
 def kv_item_correct(key: str, value, pairs: list[tuple[str, str]]) -> bool:
-    return any(similar(str(key).replace("_", " "), q) and similar(value, a) for q, a in pairs)
+    return any(similar(str(key).replace("_", " "), q) and same_value(value, a) for q, a in pairs)

@@ -27,8 +27,8 @@ class Money:
     decimals: bool  # written with cents (or a currency mark): more likely an amount than a count
 
     def text(self) -> str:
-        """Written the way results show amounts: "14.10", "1,234.56"."""
-        return f"{self.value:,.2f}"
+        """Written the way results show amounts: "14.10", "1234.56" (a plain number, the currency apart)."""
+        return f"{self.value:.2f}"
 
 
 def parse_number(raw: str) -> Decimal | None:

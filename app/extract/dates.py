@@ -34,7 +34,7 @@ _PATTERNS = [
     ("num", re.compile(r"(?<![\d.,/])(\d{1,2})\s?([-/.])\s?(\d{1,2})(?:\s?\2\s?(\d{4}|\d{2})|\s?[-/.]?\s?(\d{4}))"
                        r"(?![\d/])")),
     # 18 MAR 2018, 11th day of January, 2012, 3. Mai 2018, 20 de octubre de 2015, 18-Mar-18
-    ("dmy", re.compile(rf"(?<!\d){_DAY}\s*(?:day\s+of\s+|de\s+)?[-/ ]?\s*{_MONTH}\s*[-/ ,]?\s*(?:de\s+|of\s+)?"
+    ("dmy", re.compile(rf"(?<!\d){_DAY}\s*(?:day\s+of\s+|of\s+|de\s+)?[-/ ]?\s*{_MONTH}\s*[-/ ,]?\s*(?:de\s+|of\s+)?"
                        rf"{_YEAR}(?!\d)|(?<!\d)(\d{{1,2}})-{_MONTH}-(\d{{2}})(?!\d)", re.I)),
     # August 3 , 2014, Mar. 15th, 2024, March 2024 excluded (no day)
     ("mdy", re.compile(rf"(?<![a-z]){_MONTH}\s+(\d{{1,2}})(?:st|nd|rd|th)?\s*,?\s*(\d{{4}})(?!\d)", re.I)),

@@ -257,3 +257,31 @@ def label_value_fact(pairs: list[Pair], key: str) -> Fact | None:
 
 def words_of(label: str) -> str:
     return label_words(label)
+
+
+_SUBTOTAL = re.compile(r"^\W*(sub\s*-?\s*t[o0]tal|zwischensumme|sous[\s-]*total|subtotaal|total\s+ht|"
+                       r"total\s+excl\w*\.?(?:\s+(?:gst|vat|tax))?)\b", re.I)
+_TAX = re.compile(r"^\W*(tax|vat|gst|sst|sales\s+tax|mwst|ust|tva|btw|iva|total\s+(?:tax|vat|gst))\b(?!\s*(?:id|no|reg|#|number))",
+                  re.I)
+
+
+def labelled_amount(pages: list[Page], pattern: re.Pattern) -> Fact | None:
+    """The last amount on the first row that starts with the label (subtotal, tax)."""
+    for page in pages:
+        for row in rows(page):
+            m = pattern.match(fold(row.text))
+            if not m:
+                continue
+            money = [x for x in amounts.amounts(row.text[m.end():]) if x.decimals]
+            if money:
+                last = money[-1]
+                return _found(row, m.end() + last.start, m.end() + last.end, last.text())
+    return None
+
+
+def subtotal(pages: list[Page]) -> Fact | None:
+    return labelled_amount(pages, _SUBTOTAL)
+
+
+def tax(pages: list[Page]) -> Fact | None:
+    return labelled_amount(pages, _TAX)

@@ -144,9 +144,32 @@ BLANK = re.compile(r"[\s_.\-—–…|=~*'`,]*")
 def split_label(text: str) -> tuple[str, str] | None:
     """("Invoice No", "42") from "Invoice No: 42"; None when the text is no label."""
     m = _LABEL.match(text)
-    if not m or m["value"].startswith("//") or len(m["label"].split()) > 5:
+    if not m or m["value"].startswith("//") or len(m["label"].split()) > 8:
         return None
-    return " ".join(m["label"].strip(" .-_").split()), m["value"].strip()
+    label = m["label"]
+    if sum(c.isdigit() for c in label) * 2 > sum(c.isalpha() for c in label):
+        return None  # "DEC-10-98 17:06" is a time, not a label
+    return " ".join(label.strip(" .-_‘'").split()), m["value"].strip()
+
+
+def label_chain(text: str) -> list[tuple[str, str]]:
+    """ "Start: ____ End: ____" -> [("Start", ""), ("End", "")]: labels whose value is the next label."""
+    out = []
+    split = split_label(text)
+    while split:
+        label, value = split
+        nested = split_label(value.lstrip(" _.-—–…")) if value else None
+        if nested is None:
+            out.append((label, "" if BLANK.fullmatch(value) else clean_value(value)))
+            break
+        out.append((label, ""))
+        split = nested
+    return out
+
+
+def clean_value(value: str) -> str:
+    """A value without the rule lines and stray marks OCR reads around handwriting: "__June Flynn|" -> "June Flynn"."""
+    return value.strip().strip("_|‘'`~—–-:; ").strip()
 
 
 def _split_inner(value: str) -> list[tuple[str, str]]:
@@ -167,10 +190,12 @@ def pairs(page: Page) -> list[Pair]:
     used: set[int] = set()
     out: list[Pair] = []
     for unit in units:
-        split = split_label(unit.text)
-        if not split:
+        chain = label_chain(unit.text)
+        if not chain:
             continue
-        label, value = split
+        label, value = chain[-1]
+        if len(chain) > 1 and not value:
+            continue  # a row of blanks: "Start: ____ End: ____"
         if value and not BLANK.fullmatch(value):
             start = len(unit.text) - len(unit.text.lstrip()) + unit.text.find(value)
             parts = _split_inner(value)
@@ -188,7 +213,25 @@ def pairs(page: Page) -> list[Pair]:
         if partner is None or id(partner) in used or split_label(partner.text) or BLANK.fullmatch(partner.text):
             continue
         used.add(id(partner))
-        out.append(Pair(label, partner.text.strip(), page.number, partner.box, unit.box))
+        out.append(Pair(label, clean_value(partner.text), page.number, partner.box, unit.box))
+    return out
+
+
+def gap_pairs(page: Page) -> list[Pair]:
+    """On forms, a short label phrase and, after a wide gap on the same line, its value ("FAX NO,   (614) 466-5087")."""
+    out = []
+    for line in page.lines:
+        parts = phrases(line)
+        for label, value in zip(parts, parts[1:]):
+            text = label.text.strip(" ,.")
+            letters = sum(c.isalpha() for c in text)
+            if (split_label(label.text) or split_label(value.text) or not 2 <= letters or len(text.split()) > 5
+                    or letters < 0.7 * len(text.replace(" ", "")) or text[-1:] in "!?"
+                    or not (text.isupper() or text.istitle())):
+                continue
+            cleaned = clean_value(value.text)
+            if cleaned:
+                out.append(Pair(text, cleaned, page.number, value.box, label.box))
     return out
 
 

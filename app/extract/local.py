@@ -8,7 +8,8 @@ import re
 from . import classify, dates, facts, parties, schemas
 from .base import Extraction, LibraryEntry
 from .fields import FieldSpec, answer_locally
-from .labels import BLANK, Pair, canonical_key, canonical_label, colonless_pairs, label_key, pairs, split_label
+from .labels import (Pair, canonical_key, canonical_label, colonless_pairs, gap_pairs, label_chain, label_key,
+                     pairs)
 from .layout import Page, read_pages
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,9 @@ class LocalExtractor:
         found = [p for page in view for p in pairs(page)]
         found += [p for page in view for p in colonless_pairs(page, facts.known_label)
                   if not any(q.label_box == p.label_box and q.page == p.page for q in found)]
+        if kind == "form":
+            found += [p for page in view for p in gap_pairs(page)
+                      if not any(q.box == p.box and q.page == p.page for q in found)]
         kv, where, blanks = _free_keys(view, found, day_first)
         canonical = _canonical(view, found, day_first)
         doc_type, tags = classify.classify(view, canonical, blanks=len(blanks), labels=len(found))
@@ -43,16 +47,24 @@ class LocalExtractor:
             effective = facts.effective_date(view, day_first)
             if effective:
                 canonical["effective_date"] = effective
-        if doc_type not in classify.FROM_TYPES and kind == "form":
+        if doc_type == "form" and kind != "form":
             for key in _ISSUER_KEYS:
-                canonical.pop(key, None)  # a form's first lines are its title, not its issuer
+                canonical.pop(key, None)
+        if kind == "form":
+            # A form's facts are its labelled fields: no issuer guessed from its title lines, and
+            # no canonical copy of a value a label already gives.
+            drop = set(_ISSUER_KEYS) if doc_type not in classify.FROM_TYPES else set()
+            drop |= {"currency"} if "total" not in canonical else set()
+            drop |= {k for k, f in canonical.items() if k not in kv and f.value in kv.values()}
+            for key in drop:
+                canonical.pop(key, None)
         for key, fact in canonical.items():
             kv[key] = fact.value
             where[key] = fact
         if "total" in canonical and "payment" not in tags:
             tags.append("payment")
         dated = [h.iso for page in view for line in page.lines for h in dates.find_dates(line.text, day_first=day_first)]
-        if len(set(dated)) > 1:
+        if len(set(dated)) > 1 and kind != "form":
             kv.setdefault("dates", ", ".join(dict.fromkeys(dated)))
         issuer = kv.get("company")
         first_lines = [line.text for page in view[:1] for line in page.lines]
@@ -113,10 +125,11 @@ def _free_keys(view: list[Page], found: list[Pair], day_first: bool):
                 else:
                     blanks.append(label)
                 continue
-            split = split_label(line.text)
-            if split and BLANK.fullmatch(split[1]) and not any(p.label == split[0] and p.value for p in found):
-                blanks.append(split[0])
-            elif not split and (blank := _TRAILING_BLANK.match(line.text)):
+            chain = label_chain(line.text)
+            for label, value in chain:
+                if not value and not any(p.label == label and p.value for p in found):
+                    blanks.append(label)
+            if not chain and (blank := _TRAILING_BLANK.match(line.text)):
                 blanks.append(" ".join(blank["label"].split()))
     return kv, where, list(dict.fromkeys(blanks))
 
@@ -133,6 +146,10 @@ def _canonical(view: list[Page], found: list[Pair], day_first: bool) -> dict[str
     total = facts.total(view)
     if total:
         out["total"] = total[0]
+    for key, finder in (("subtotal", facts.subtotal), ("tax", facts.tax)):
+        fact = finder(view)
+        if fact and (not total or fact.value != total[0].value or key == "subtotal"):
+            out[key] = fact
     code = facts.currency(view, total[1] if total else None)
     if code:
         out["currency"] = facts.Fact(code, *((total[0].page, total[0].box) if total else (None, None)))

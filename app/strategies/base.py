@@ -12,6 +12,7 @@ from functools import partial
 from .. import ocr, pages
 from ..errors import PermanentError, TaskCancelled, TaskError, TaskLost, TaskTimedOut, TransientError
 from ..extract.base import Extraction, LibraryEntry
+from ..extract.fields import parse_fields
 
 logger = logging.getLogger(__name__)
 
@@ -137,10 +138,11 @@ class TaskContext:
         if self.s.on_stage:
             self.s.on_stage(self.type, stage, time.monotonic() - started)
 
-    def extract(self, kind: str, texts: list[str]) -> Extraction:
+    def extract(self, kind: str, pages: list) -> Extraction:
         started = time.monotonic()
         self.checkpoint("extract", OCR_SHARE)
-        extraction = self._ask(self.s.extractor.extract, kind, texts)
+        fields = parse_fields(self.options["fields"]) if self.options.get("fields") else None
+        extraction = self._ask(partial(self.s.extractor.extract, fields=fields), kind, pages)
         self._timed("extract", started)
         return extraction
 
@@ -190,6 +192,6 @@ def ocr_and_extract(ctx: TaskContext, kind: str) -> dict:
     """The shared run of `document` and `form`: OCR, then one extraction of this kind."""
     pages = ctx.ocr_pages()
     text, records = page_summary(pages)
-    extraction = ctx.extract(kind, [p.text for p in pages])
+    extraction = ctx.extract(kind, pages)
     return {**extraction.data, "text": text, "pages": records, "extractor": extraction.extractor,
             **({"usage": extraction.usage} if extraction.usage else {})}
