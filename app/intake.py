@@ -152,8 +152,9 @@ def check_options(sub: Submission, *, languages, tenant: str, db, settings) -> N
         if not isinstance(lang, str) or not lang or any(part not in languages for part in lang.split("+")):
             raise BadInput(400, "unsupported_language",
                            f"language {lang!r} is not installed; available: {', '.join(sorted(languages))}")
-    if "no_cache" in opts and not isinstance(opts["no_cache"], bool):
-        raise BadInput(400, "invalid_options", "options.no_cache must be true or false")
+    for flag in ("no_cache", "words"):
+        if flag in opts and not isinstance(opts[flag], bool):
+            raise BadInput(400, "invalid_options", f"options.{flag} must be true or false")
     if "callback_url" in opts:
         check_callback_url(opts["callback_url"], allow_private=settings.allow_private_callbacks)
     if "library" in opts:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 
 import pytesseract
 from PIL import Image, ImageOps
@@ -41,16 +41,50 @@ def prepare(image: Image.Image) -> Image.Image:
 
 @dataclass
 class PageText:
-    """Text of one page; confidence is the mean word confidence, 0..100."""
+    """The reading of one page: its text, confidence (mean word confidence, 0..100) and layout.
+
+    Boxes are [left, top, right, bottom] in integer pixels of the page image as it was read
+    (after rotation and deskew), origin top left; width and height are that image's size.
+    """
 
     text: str
     confidence: float
-    rotation: int  # degrees the page was turned clockwise before the kept reading
-    words: int
+    rotation: int = 0  # degrees the page was turned clockwise before the kept reading
+    deskew: float = 0.0  # degrees of small-angle correction applied, counter-clockwise positive
+    source: str = "ocr"  # "ocr" or "pdf_text"
+    width: int = 0
+    height: int = 0
+    lines: list = field(default_factory=list)  # [{text, box, confidence, words: [{text, box, confidence}]}]
+    form_fields: list = field(default_factory=list)  # filled PDF form fields: [{name, value, box}]
+
+    @property
+    def word_count(self) -> int:
+        return sum(len(line["words"]) for line in self.lines)
 
     @property
     def score(self) -> float:
-        return self.words * self.confidence
+        return self.word_count * self.confidence
+
+    def to_dict(self) -> dict:
+        """The stored form (kept for retries), which from_dict reads back."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PageText":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def record(self, number: int, *, words: bool = False) -> dict:
+        """The page as a task result shows it: lines without their words, words apart on request."""
+        out = {"page": number, "text": self.text, "confidence": round(self.confidence, 1),
+               "rotation": self.rotation, "deskew": self.deskew, "source": self.source,
+               "width": self.width, "height": self.height,
+               "lines": [{"text": ln["text"], "box": ln["box"], "confidence": ln["confidence"]} for ln in self.lines]}
+        if self.form_fields:
+            out["form_fields"] = self.form_fields
+        if words:
+            out["words"] = [{**w, "line": n} for n, ln in enumerate(self.lines) for w in ln["words"]]
+        return out
 
 
 class Tesseract:
@@ -91,7 +125,7 @@ class Tesseract:
         if max(image.size) > MAX_TESSERACT_SIDE:
             raise PermanentError(f"page is {image.width}x{image.height} pixels, too big for tesseract", stage="ocr")
         first = self._recognise(image, lang, limit)
-        if first.confidence >= WEAK_CONFIDENCE and first.words >= WEAK_WORDS:
+        if first.confidence >= WEAK_CONFIDENCE and first.word_count >= WEAK_WORDS:
             return first
         angle = self._orientation(image, limit)
         if not angle:
@@ -107,7 +141,7 @@ class Tesseract:
         image.format = "TIFF"
         data = self._call(pytesseract.image_to_data, image, lang=lang, output_type=Output.DICT,
                           timeout=limit, limit=limit)
-        return _page_text(data)
+        return _page_text(data, image.size)
 
     def _orientation(self, image: Image.Image, limit: float) -> int:
         osd = self._call(_osd_or_nothing, image, limit, limit=limit)
@@ -147,11 +181,12 @@ def _osd_or_nothing(image: Image.Image, timeout: float) -> dict:
         return {}
 
 
-def _page_text(data: dict) -> PageText:
-    lines: list[str] = []
+def _page_text(data: dict, size: tuple[int, int]) -> PageText:
+    """Lines and words with boxes from tesseract's TSV (as a dict of columns), in reading order."""
+    lines: list[dict] = []
+    new_paragraph: list[bool] = []
     confidences: list[float] = []
-    current_line = current_par = None
-    words_in_line: list[str] = []
+    current_line = None
     for i, word in enumerate(data["text"]):
         if int(data["level"][i]) != 5:
             continue
@@ -160,19 +195,29 @@ def _page_text(data: dict) -> PageText:
             continue
         line_key = (data["page_num"][i], data["block_num"][i], data["par_num"][i], data["line_num"][i])
         if line_key != current_line:
-            if words_in_line:
-                lines.append(" ".join(words_in_line))
-            words_in_line = []
-            # A blank line between paragraphs, as image_to_string does.
-            if current_par is not None and line_key[:3] != current_par:
-                lines.append("")
-            current_line, current_par = line_key, line_key[:3]
-        words_in_line.append(word)
+            new_paragraph.append(current_line is not None and line_key[:3] != current_line[:3])
+            lines.append({"text": "", "box": None, "confidence": 0.0, "words": []})
+            current_line = line_key
+        left, top = int(data["left"][i]), int(data["top"][i])
+        box = [left, top, left + int(data["width"][i]), top + int(data["height"][i])]
         conf = float(data["conf"][i])
+        lines[-1]["words"].append({"text": word, "box": box, "confidence": round(max(conf, 0.0), 1)})
         if conf >= 0:
             confidences.append(conf)
-    if words_in_line:
-        lines.append(" ".join(words_in_line))
-    words = sum(len(line.split()) for line in lines)
+    text_lines: list[str] = []
+    for line, starts_paragraph in zip(lines, new_paragraph):
+        words = line["words"]
+        line["text"] = " ".join(w["text"] for w in words)
+        line["box"] = union_box([w["box"] for w in words])
+        line["confidence"] = round(sum(w["confidence"] for w in words) / len(words), 1)
+        if starts_paragraph:
+            text_lines.append("")  # a blank line between paragraphs, as image_to_string does
+        text_lines.append(line["text"])
     confidence = sum(confidences) / len(confidences) if confidences else 0.0
-    return PageText(text="\n".join(lines), confidence=round(confidence, 2), rotation=0, words=words)
+    return PageText(text="\n".join(text_lines), confidence=round(confidence, 2), width=size[0], height=size[1],
+                    lines=lines)
+
+
+def union_box(boxes: list[list[int]]) -> list[int]:
+    """The smallest box holding every box given."""
+    return [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]

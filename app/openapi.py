@@ -89,6 +89,7 @@ def _options(task_type: str) -> dict:
     props = {
         "lang": {"type": "string", "example": "eng", "pattern": r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$"},
         "no_cache": {"type": "boolean"},
+        "words": {"type": "boolean"},
         "callback_url": {"type": "string", "format": "uri", "maxLength": 2048, "example": "https://example.com/hook"},
         "library": {"type": "array", "minItems": 1, "items": {"oneOf": [
             {"type": "string", "format": "uuid", "description": "a completed document or form task of this tenant"},
@@ -110,10 +111,28 @@ def _schemas() -> dict:
         "Error": _error_schema(),
         "TaskType": {"type": "string", "enum": list(TASK_TYPES)},
         "TaskStatus": status,
-        "Page": {"type": "object", "required": ["page", "text", "confidence", "rotation"], "properties": {
+        "Box": {"type": "array", "items": _INT, "minItems": 4, "maxItems": 4,
+                "description": "[left, top, right, bottom] in pixels of the page image as read (origin top left)"},
+        "Line": {"type": "object", "required": ["text", "box", "confidence"], "properties": {
+            "text": _STR, "box": _ref("Box"), "confidence": {"type": "number"}}},
+        "Word": {"type": "object", "required": ["text", "box", "confidence", "line"], "properties": {
+            "text": _STR, "box": _ref("Box"), "confidence": {"type": "number"},
+            "line": {"type": "integer", "minimum": 0, "description": "index into the page's lines"}}},
+        "Page": {"type": "object", "required": ["page", "text", "confidence", "rotation", "deskew", "source", "width",
+                                                "height", "lines"], "properties": {
             "page": {"type": "integer", "minimum": 1}, "text": _STR,
-            "confidence": {"type": "number", "description": "mean word confidence, 0..100 (-1: no words)"},
-            "rotation": {"type": "integer", "description": "degrees the page was turned before OCR"}}},
+            "confidence": {"type": "number", "description": "mean word confidence, 0..100"},
+            "rotation": {"type": "integer", "description": "degrees the page was turned clockwise before OCR"},
+            "deskew": {"type": "number", "description": "degrees of small-angle correction, counter-clockwise positive"},
+            "source": {"type": "string", "enum": ["ocr", "pdf_text"],
+                       "description": "where the text came from: tesseract, or the PDF's own text layer"},
+            "width": _INT, "height": _INT,
+            "lines": {"type": "array", "items": _ref("Line")},
+            "words": {"type": "array", "items": _ref("Word"),
+                      "description": "only with options.words"},
+            "form_fields": {"type": "array", "description": "filled fields of a PDF form (AcroForm), read from the form",
+                            "items": {"type": "object", "required": ["name", "value"], "properties": {
+                                "name": _STR, "value": _STR, "box": _nullable({"type": "array", "items": _INT})}}}}},
         "Usage": {"type": "object", "description": "LLM tokens spent (absent with the local extractor)", "properties": {
             "prompt_tokens": _INT, "completion_tokens": _INT, "total_tokens": _INT, "model": _nullable(_STR)}},
         "DocumentResult": _result("document", "Result of a `document` task."),

@@ -11,11 +11,8 @@ import json
 import os
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-
-import pytesseract
-from pytesseract import Output
 
 from app import ocr, pages
 
@@ -57,13 +54,13 @@ class Reader:
         key = self._key("pages", data, self.version)
         hit = None if self.fresh else self._load(key)
         if hit is not None:
-            return Reading([PageRecord(**p) for p in hit["pages"]], hit["seconds"], True)
+            return Reading([ocr.PageText.from_dict(p) for p in hit["pages"]], hit["seconds"], True)
         started = time.monotonic()
         media_type = pages.detect_media_type(data)
         info = pages.inspect_upload(data, max_pixels=10**9, max_pages=1000, pdf_dpi=PDF_DPI)
-        read = [self._read_page(pages.load_page(data, media_type, i, pdf_dpi=PDF_DPI)) for i in range(info.pages)]
+        read = [self.engine.read(pages.load_page(data, media_type, i, pdf_dpi=PDF_DPI)) for i in range(info.pages)]
         seconds = time.monotonic() - started
-        self._store(key, {"pages": [_as_dict(p) for p in read], "seconds": seconds})
+        self._store(key, {"pages": [p.to_dict() for p in read], "seconds": seconds})
         return Reading(read, seconds, False)
 
     def raw_text(self, path: Path) -> tuple[str, float]:
@@ -81,12 +78,6 @@ class Reader:
         self._store(key, {"text": text, "seconds": seconds})
         return text, seconds
 
-    def _read_page(self, image) -> "PageRecord":
-        image = ocr.prepare(image)
-        image.format = "TIFF"
-        data = pytesseract.image_to_data(image, lang="eng", output_type=Output.DICT, timeout=300)
-        return _page_record(data, image.width, image.height)
-
     def _key(self, what: str, data: bytes, version: str) -> str:
         return f"{what}-{hashlib.sha256(data).hexdigest()[:24]}-{version}"
 
@@ -101,52 +92,3 @@ class Reader:
         tmp = self.cache_dir / f".{key}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(record))
         tmp.replace(self.cache_dir / f"{key}.json")
-
-
-def _as_dict(page) -> dict:
-    return asdict(page)
-
-
-@dataclass
-class PageRecord:
-    """One page in the agreed OCR shape (text, confidence, geometry of lines and words)."""
-
-    text: str
-    confidence: float
-    rotation: int
-    deskew: float
-    source: str
-    width: int
-    height: int
-    lines: list
-
-
-def _page_record(data: dict, width: int, height: int) -> PageRecord:
-    lines: dict[tuple, dict] = {}
-    confidences = []
-    for i, word in enumerate(data["text"]):
-        word = str(word).strip()
-        if int(data["level"][i]) != 5 or not word:
-            continue
-        key = (data["page_num"][i], data["block_num"][i], data["par_num"][i], data["line_num"][i])
-        left, top = int(data["left"][i]), int(data["top"][i])
-        box = [left, top, left + int(data["width"][i]), top + int(data["height"][i])]
-        conf = float(data["conf"][i])
-        confidences.append(max(conf, 0.0))
-        line = lines.setdefault(key, {"words": []})
-        line["words"].append({"text": word, "box": box, "confidence": round(conf, 1)})
-    out, texts, last_par = [], [], None
-    for key, line in lines.items():
-        words = line["words"]
-        box = [min(w["box"][0] for w in words), min(w["box"][1] for w in words),
-               max(w["box"][2] for w in words), max(w["box"][3] for w in words)]
-        text = " ".join(w["text"] for w in words)
-        if last_par is not None and key[:3] != last_par:
-            texts.append("")
-        last_par = key[:3]
-        texts.append(text)
-        out.append({"text": text, "box": box, "words": words,
-                    "confidence": round(sum(w["confidence"] for w in words) / len(words), 1)})
-    confidence = sum(confidences) / len(confidences) if confidences else 0.0
-    return PageRecord(text="\n".join(texts), confidence=round(confidence, 2), rotation=0, deskew=0.0,
-                      source="ocr", width=width, height=height, lines=out)

@@ -126,6 +126,8 @@ CASES = [
     ("options not an object", "POST", "/api/tasks", {"json": {"type": "document", "images": [b64(small())],
                                                               "options": ["lang", "eng"]}}, 400, "invalid_options"),
     ("options not json", "POST", "/api/tasks", multipart(upload(small()), options="{lang: eng"), 400, "invalid_options"),
+    ("words not a boolean", "POST", "/api/tasks", multipart(upload(small()), options='{"words": "yes"}'), 400,
+     "invalid_options"),
     ("unknown option", "POST", "/api/tasks", multipart(upload(small()), options='{"colour": "blue"}'), 400,
      "unknown_option"),
     ("language not installed", "POST", "/api/tasks", multipart(upload(small()), options='{"lang": "klingon"}'), 400,

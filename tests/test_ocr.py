@@ -46,7 +46,7 @@ def test_reads_a_drawn_page(tesseract, receipt):
     assert "2024-03-15" in page.text
     assert page.text.splitlines()[0] == "ACME Store"
     assert page.confidence > 80
-    assert page.words > 30
+    assert page.word_count > 30
     assert page.rotation == 0
 
 
@@ -61,7 +61,7 @@ def test_rotated_page_is_turned_and_read(tesseract, receipt, degrees):
 
 def test_blank_page_gives_empty_text(tesseract):
     page = tesseract.read(Image.new("L", drawing.PAGE_SIZE, 255))
-    assert (page.text, page.words, page.rotation) == ("", 0, 0)
+    assert (page.text, page.word_count, page.rotation, page.lines) == ("", 0, 0, [])
 
 
 def test_multipage_tiff_is_split(tesseract, receipt):

@@ -10,6 +10,7 @@ COMMON_OPTIONS = {
     "lang": "tesseract language(s), e.g. 'eng' or 'eng+deu' (default 'eng')",
     "no_cache": "true: run again even if an identical task already completed",
     "callback_url": "http(s) URL that receives the final task object as a signed POST",
+    "words": "true: each page of the result also lists its words with boxes and confidences",
 }
 
 

@@ -6,10 +6,11 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import partial
 
-from .. import ocr, pages
+from .. import ocr
+from ..pages import load_page
 from ..errors import PermanentError, TaskCancelled, TaskError, TaskLost, TaskTimedOut, TransientError
 from ..extract.base import Extraction, LibraryEntry
 from ..extract.fields import parse_fields
@@ -74,7 +75,7 @@ class TaskContext:
         """OCR every page of every file through the shared, fair OCR slots (once per task)."""
         if self.row["ocr_pages"]:
             # An earlier attempt read every page and then failed later (e.g. the LLM): keep its OCR.
-            pages = [ocr.PageText(**p) for p in json.loads(self.row["ocr_pages"])]
+            pages = [ocr.PageText.from_dict(p) for p in json.loads(self.row["ocr_pages"])]
             logger.info("task %s: reusing the OCR of %d pages from an earlier attempt", self.task_id, len(pages))
             self.checkpoint(f"ocr {len(pages)}/{len(pages)} pages (reused)", OCR_SHARE)
             return pages
@@ -83,7 +84,7 @@ class TaskContext:
         for f in self.files:
             data = self.s.store.read(f["sha256"])
             for p in range(f["pages"]):
-                loaders.append(partial(_load_prepared, data, f["media_type"], p, self.s.settings.pdf_dpi))
+                loaders.append(partial(load_page, data, f["media_type"], p, pdf_dpi=self.s.settings.pdf_dpi))
         total = len(loaders)
         started = time.monotonic()
         self.checkpoint(f"ocr 0/{total} pages", 0.0)
@@ -100,7 +101,7 @@ class TaskContext:
                         raise exc
                     raise PermanentError(f"page {index + 1} could not be read: {exc}", stage="ocr") from exc
                 pages[index] = page
-                done_pages = [asdict(p) for p in pages] if done == total else None
+                done_pages = [p.to_dict() for p in pages] if done == total else None
                 self.checkpoint(f"ocr {done}/{total} pages", OCR_SHARE * done / total, ocr_pages=done_pages)
         finally:
             batch.abort()
@@ -171,17 +172,10 @@ class TaskContext:
         return entries
 
 
-def _load_prepared(data: bytes, media_type: str, index: int, dpi: int):
-    # Runs in an OCR slot: decoding happens there, so pages of a big PDF are not all held at once.
-    return ocr.prepare(pages.load_page(data, media_type, index, pdf_dpi=dpi))
-
-
-def page_summary(pages) -> tuple[str, list[dict]]:
-    """The joined text and the per-page records every result carries."""
-    records = [
-        {"page": i + 1, "text": p.text, "confidence": round(p.confidence, 1), "rotation": p.rotation}
-        for i, p in enumerate(pages)
-    ]
+def page_summary(pages, options: dict | None = None) -> tuple[str, list[dict]]:
+    """The joined text and the per-page records every result carries (words with option `words`)."""
+    words = bool((options or {}).get("words"))
+    records = [p.record(i + 1, words=words) for i, p in enumerate(pages)]
     return "\n\n".join(p.text for p in pages), records
 
 
@@ -191,7 +185,7 @@ def page_summary(pages) -> tuple[str, list[dict]]:
 def ocr_and_extract(ctx: TaskContext, kind: str) -> dict:
     """The shared run of `document` and `form`: OCR, then one extraction of this kind."""
     pages = ctx.ocr_pages()
-    text, records = page_summary(pages)
+    text, records = page_summary(pages, ctx.options)
     extraction = ctx.extract(kind, pages)
     return {**extraction.data, "text": text, "pages": records, "extractor": extraction.extractor,
             **({"usage": extraction.usage} if extraction.usage else {})}

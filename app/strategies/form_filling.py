@@ -9,7 +9,7 @@ REQUIRED = ("library",)
 def run(ctx: TaskContext) -> dict:
     library = ctx.library()
     pages = ctx.ocr_pages()
-    text, records = page_summary(pages)
+    text, records = page_summary(pages, ctx.options)
     form = ctx.extract("form", pages)
     fields = form.data.get("fields", [])
     filling = ctx.fill(fields, text, library)
