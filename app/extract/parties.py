@@ -9,13 +9,14 @@ from .facts import Fact
 from .layout import Page, Span, union
 
 TOP_LINES = 12  # the issuer is printed in the heading: only this many first lines are considered
-MIN_CONFIDENCE = 55.0  # handwriting and stamps read with low confidence; printed names rarely do
+MIN_CONFIDENCE = 40.0  # handwriting and stamps read with low confidence; printed names rarely do
 _LEGAL = re.compile(
-    r"(?<![a-z])(sdn\.?\s*bhd|bhd|s/b|berhad|enterprise|enterprises|trading|ltd|limited|llc|l\.l\.c|inc|corp|"
-    r"corporation|company|co|gmbh|ag|kg|b\.?\s?v|n\.?\s?v|s\.?\s?a|s\.?a\.?r\.?l|sarl|sas|s\.?l|s\.?r\.?l|s\.?p\.?a|"
-    r"plc|pty|pvt|llp|oy|ab|as|restaurant|restoran|cafe|bakery|hardware|pharmacy|farmasi|store|stores|mart|"
-    r"supermarket|hypermarket|kedai|stationery|marketing|services|industries|holdings|group|bistro|kitchen\w*|"
-    r"station|hotel|book\w*|electrical|motor|auto)(?![a-z])\.?", re.I)
+    r"(?<![a-z])(sdn\.?\s*bhd|bhd|s/b|berhad|ltd|limited|llc|l\.l\.c|inc|corp|corporation|gmbh|ag|kg|b\.?\s?v|"
+    r"n\.?\s?v|s\.?\s?a|s\.?a\.?r\.?l|sarl|sas|s\.?l|s\.?r\.?l|s\.?p\.?a|plc|pty|pvt|llp|oy|ab)(?![a-z])\.?", re.I)
+_TRADE = re.compile(
+    r"(?<![a-z])(enterprise|enterprises|trading|company|co|restaurant|restoran|cafe|bakery|bakeries|hardware|"
+    r"pharmacy|farmasi|store|stores|mart|supermarket|hypermarket|kedai|stationery|marketing|services|industries|"
+    r"holdings|group|bistro|kitchen\w*|station|hotel|book\w*|electrical|motor|auto|pizza|house)(?![a-z])", re.I)
 _REGISTRATION = re.compile(r"(?i)^\W*(?:co\.?\s*(?:no|reg)\w*\.?\s*:?\s*)?\(?\s*\d{3,}[-\s]?[A-Z]\s*\)?\W*$|"
                            r"company\s*(?:no|reg)|co\.?\s*reg|registration\s*no|\(\d{4,}-[a-z]\)")
 _TYPE_HEADING = re.compile(
@@ -30,9 +31,11 @@ _ADDRESS_CUE = re.compile(
     r"stra(?:ss|ß)e|str\.?|weg|platz|allee|rue|avenue|chemin|straat|laan|plein|calle|avenida|via|viale|piazza|"
     r"selangor|johor|kuala lumpur|penang|pulau pinang|perak|pahang|kedah|melaka|sabah|sarawak|negeri sembilan|"
     r"malaysia|singapore|germany|deutschland|france|nederland|espana|italia|united states|usa)(?![a-z])"
-    r"|\b\d{5}\b|\b\d{4}\s?[A-Z]{2}\b|\b[A-Z]-?\d{4,5}\b")
+    r"|\b\d{5}\b|\b\d{4}\s?[A-Z]{2}\b|\b[A-Z]-?\d{4,5}\b|^\W*(?:no\.?\s*)?\d+[-/A-Z0-9&]*\s*,")
 _ADDRESS_STOP = re.compile(r"(?i)\b(tel|fax|phone|gst|vat|sst|e-?mail|www|http|invoice|receipt|cashier|date|"
-                           r"time|bill\s+to|ship\s+to|sold\s+to|customer)\b|@|^\W*(t|f|h/?p)\s*[:.]")
+                           r"time|bill\s+to|ship\s+to|sold\s+to|customer|reg|company|co\.?\s*no|mobile|"
+                           r"whatsapps?|order|carry|pay|table|counter|pos|terminal)\b|@|^\W*(t|f|h/?p)\s*[:.]")
+_POSTCODE_LINE = re.compile(r"\b\d{5}\b\s*,?\s*[A-Za-z]")
 
 
 def _letters(text: str) -> int:
@@ -43,11 +46,20 @@ def _printed(line: Span) -> bool:
     return line.confidence < 0 or line.confidence >= MIN_CONFIDENCE
 
 
+_TRAILING_REGISTRATION = re.compile(r"\s*[(\[{]\s*(?:co\.?\s*(?:no|reg)\w*\.?\s*:?\s*)?[A-Z]?\d{4,}[-\s]?[A-Z]?\s*[)\]}]?\s*$",
+                                    re.I)
+
+
+def name_text(text: str) -> str:
+    """A name line without the registration number printed after it: "TRI SHAAS SDN BHD (728515-M)"."""
+    return _TRAILING_REGISTRATION.sub("", " ".join(text.split())).strip(" .,*'\"‘’“”")
+
+
 def _name_like(line: Span) -> bool:
-    text = line.text.strip()
+    text = name_text(line.text)
     letters = _letters(text)
     visible = sum(not c.isspace() for c in text)
-    return (letters >= 3 and letters >= 0.6 * visible and len(text) <= 80 and not _TYPE_HEADING.match(text)
+    return (letters >= 3 and letters >= 0.5 * visible and len(text) <= 80 and not _TYPE_HEADING.match(text)
             and not _NOT_NAME.search(text) and not find_dates(text) and not _REGISTRATION.search(text)
             and ":" not in text)
 
@@ -73,9 +85,14 @@ def issuer(pages: list[Page]) -> tuple[Fact, int] | None:
         score = 1.0 - 0.12 * i
         if _LEGAL.search(fold(line.text)):
             score += 2.5
-        following = lines[i + 1:i + 3]
-        if any(_REGISTRATION.search(f.text) for f in following):
+        elif _TRADE.search(fold(line.text)):
             score += 1.5
+        elif _ADDRESS_CUE.search(line.text):
+            score -= 1.5  # "KAWASAN PERINDUSTRIAN BALAKONG" is where, not who
+        following = lines[i + 1:i + 3]
+        if name_text(line.text) != " ".join(line.text.split()).strip(" .,*'\"‘’“”") or any(
+                _REGISTRATION.search(f.text) for f in following):
+            score += 1.5  # a registration number on the line or right under it
         elif following and _ADDRESS_CUE.search(following[0].text):
             score += 0.7
         if line.height and median:
@@ -87,7 +104,7 @@ def issuer(pages: list[Page]) -> tuple[Fact, int] | None:
     if best is None:
         return None
     line = lines[best]
-    return Fact(" ".join(line.text.split()).strip(" .,*'\"‘’“”"), line.page, line.box), best
+    return Fact(name_text(line.text), line.page, line.box), best
 
 
 def address(pages: list[Page], after: int | None) -> Fact | None:
@@ -111,6 +128,11 @@ def address(pages: list[Page], after: int | None) -> Fact | None:
         block.append(line)
         if len(block) >= 5:
             break
+        if _POSTCODE_LINE.search(text) and re.search(r"(?i)malaysia|selangor|johor|lumpur|darul|[A-Z]{4,}\W*$",
+                                                     text.split(",")[-1] if "," in text else text):
+            following = lines[lines.index(line) + 1:lines.index(line) + 2]
+            if not following or not re.search(r"(?i)malaysia|darul|ehsan|selangor|johor", following[0].text):
+                break  # "40400 SHAH ALAM." ends the block unless the state or country follows
     if not block or not any(re.search(r"\d", ln.text) for ln in block):
         return None
     text = " ".join(" ".join(ln.text.split()) for ln in block)
