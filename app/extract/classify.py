@@ -9,12 +9,15 @@ from .layout import Page
 # (type, [(pattern, weight)]): wording in the languages the extractor reads.
 _EVIDENCE = {
     "receipt": [(r"receipt|resit|kassenbon|quittung|bon|ticket de caisse|kassabon|recibo|scontrino|ricevuta", 3),
-                (r"cash(?:ier)?|tunai|change|tendered|baki|kembalian|wechselgeld|rendu|wisselgeld", 1.5),
-                (r"thank you|terima kasih|danke|merci|bedankt|gracias|grazie", 1),
-                (r"qty|items?|pcs|rounding|member|points", 0.5), (r"goods sold|not returnable|exchange", 1.5)],
-    "invoice": [(r"invoice|facture|rechnung|factuur|factura|fattura|invois", 2.5),
-                (r"bill to|invoice to|sold to|ship to|rechnungsadresse|adresse de facturation|factuuradres", 1.5),
-                (r"due date|payment terms|amount due|zahlbar|echeance|vervaldatum|vencimiento|scadenza", 1.5),
+                (r"cash(?:ier)?|tunai|change(?: due)?|tendered|baki|kembalian|wechselgeld|rendu|wisselgeld", 2),
+                (r"thank you|terima kasih|danke|merci|bedankt|gracias|grazie|please come again", 1.5),
+                (r"qty|items?|pcs|rounding|member|points|counter|table|dine in|take ?away", 0.7),
+                (r"goods sold|not returnable|exchange|refund", 1.5)],
+    "invoice": [(r"invoice|facture|rechnung|factuur|factura|fattura|invois", 2),
+                (r"bill to|invoice to|sold to|ship to|rechnungsadresse|adresse de facturation|factuuradres|"
+                 r"billing address|shipping address|customer (?:no|number|id)|kundennr|klant", 2),
+                (r"due date|payment terms|amount due|zahlbar|echeance|vervaldatum|vencimiento|scadenza|"
+                 r"net \d+ days|payable within", 2),
                 (r"iban|bic|swift|account number|bank", 1), (r"vat|tva|mwst|ust|btw|iva", 0.5)],
     "contract": [(r"agreement|contract|vertrag|contrat|overeenkomst|contrato|contratto|perjanjian", 2),
                  (r"whereas|hereby|hereinafter|in witness whereof|the parties|party|parties", 1.5),
@@ -54,8 +57,6 @@ def classify(pages: list[Page], kv: dict, *, blanks: int, labels: int) -> tuple[
         scores["receipt"] += 3  # a till roll: narrow and long, with a total
     if "invoice_number" in kv:
         scores["invoice"] += 1.5
-    if "total" in kv and not tall:
-        scores["invoice"] += 1
     if "effective_date" in kv or len(pages) >= 3 and words > 1200:
         scores["contract"] += 1.5 if scores["contract"] >= 3 else 0.0
     scores["form"] += min(blanks, 4) + 0.3 * min(labels, 10)

@@ -43,6 +43,8 @@ _PATTERNS = [
 ]
 
 MIN_YEAR, MAX_YEAR = 1900, 2100
+_DIGIT_ZERO = re.compile(r"(?<=\d)o(?=\d|[-/.]\d)|(?<=\d[-/.])o|(?<![a-z])o(?=\d)")
+_DIGIT_ONE = re.compile(r"(?<=\d)[|l](?=\d)|(?<![\w|])[|l](?=\d[-/.]\d)")
 
 
 @dataclass
@@ -79,6 +81,8 @@ def find_dates(text: str, *, day_first: bool = True) -> list[DateHit]:
     folded = fold(text)
     if len(folded) != len(text):  # a character that folds to several: positions would drift
         folded = text.lower()
+    # OCR's usual confusions inside numbers, one character for one: "|7-06-2018", "2O18".
+    folded = _DIGIT_ONE.sub("1", _DIGIT_ZERO.sub("0", folded))
     hits: list[DateHit] = []
     for kind, pattern in _PATTERNS:
         for m in pattern.finditer(folded):
