@@ -61,7 +61,7 @@ def _name_like(line: Span) -> bool:
     visible = sum(not c.isspace() for c in text)
     return (letters >= 3 and letters >= 0.5 * visible and len(text) <= 80 and not _TYPE_HEADING.match(text)
             and not _NOT_NAME.search(text) and not find_dates(text) and not _REGISTRATION.search(text)
-            and ":" not in text)
+            and ":" not in text and not re.search(r"\d[.,]\s?\d\d\b", text))
 
 
 def issuer(pages: list[Page]) -> tuple[Fact, int] | None:
