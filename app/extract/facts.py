@@ -4,11 +4,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
-from decimal import Decimal
 
 from . import amounts, dates
 from .dates import fold
-from .labels import Pair, canonical_key, label_words
+from .labels import Pair, canonical_key
 from .layout import Box, Page, Span, below, phrases, right_of, rows
 
 _NOT_PRIMARY = re.compile(r"due|birth|expir|valid|period|deliver|order|ship|lieferung|faellig|fallig|echeance|"
@@ -246,17 +245,6 @@ def contacts(pages: list[Page]) -> dict[str, Fact]:
                     key = "phone"  # "TEL/FAX : 03-51213881" is both
                 out.setdefault(key, _found(line, m.start(), m.start() + len(m[1]), number))
     return out
-
-
-def label_value_fact(pairs: list[Pair], key: str) -> Fact | None:
-    for pair in pairs:
-        if canonical_key(pair.label) == key and pair.value:
-            return Fact(pair.value, pair.page, pair.box)
-    return None
-
-
-def words_of(label: str) -> str:
-    return label_words(label)
 
 
 _SUBTOTAL = re.compile(r"^\W*(sub\s*-?\s*t[o0]tal|zwischensumme|sous[\s-]*total|subtotaal|total\s+ht|"

@@ -10,8 +10,8 @@ from . import amounts, dates
 from .labels import CANONICAL, Pair, canonical_key, label_words
 from .layout import Page, below, phrases, right_of
 
-FIELDS_OPTION = (f"fields you need (at most 50): names, or {{name, type, description}} objects with type one of "
-                 f"string, date, amount, number, boolean; answered in the result's fields_requested")
+FIELDS_OPTION = ("fields you need (at most 50): names, or {name, type, description} objects with type one of "
+                 "string, date, amount, number, boolean; answered in the result's fields_requested")
 MAX_FIELDS = 50
 MAX_NAME_CHARS = 64
 MAX_DESCRIPTION_CHARS = 300

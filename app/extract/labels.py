@@ -267,3 +267,4 @@ def colonless_pairs(page: Page, known) -> list[Pair]:
         if partner is not None and not split_label(partner.text):
             out.append(Pair(label, partner.text.strip(), page.number, partner.box, unit.box))
     return out
+

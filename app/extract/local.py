@@ -108,8 +108,13 @@ def _free_keys(view: list[Page], found: list[Pair], day_first: bool):
     blanks: list[str] = []
     for pair in found:
         key = label_key(pair.label)
-        if key in kv or not pair.value:
+        if not pair.value or any(k == key and v == pair.value for k, v in kv.items()):
             continue
+        if key in kv:  # a label repeated down a table: name_of_account, name_of_account_2, ...
+            n = 2
+            while f"{key}_{n}" in kv:
+                n += 1
+            key = f"{key}_{n}"
         hits = dates.find_dates(pair.value, day_first=day_first)
         whole_date = len(hits) == 1 and len(re.sub(r"[^A-Za-z0-9]", "", pair.value)) <= 20
         kv[key] = hits[0].iso if whole_date else pair.value
