@@ -82,6 +82,7 @@ _NOT_TOTAL = re.compile(
     r"excl\w*|ex\.?|ht|netto|before|without|ohne|sans|zonder|sin|senza|"
     r"discount|savings?|saved|rabatt|remise|korting|descuento|sconto|diskaun|"
     r"cash|tender\w*|change|paid|payment|card|visa|master\w*|bar|rendu|wisselgeld|cambio|resto|baki|tunai|"
+    r"prelev\w*|debit\w*|lastschrift|abbuchung|domiciliation|incasso|"
     r"rounding|round\s*adj\w*|weight|points?|supplies|summary|analysis|saving|includes|included)(?![a-z])|%")
 _INCLUSIVE = re.compile(r"(?<![a-z])(incl|incl\.|inclusive|inkl|inkl\.|inklusive|inc\.?|inc!|ttc|including|termasuk|rounded|nett?|net\s+total|"
                         r"grand|final|due|payable|a\s+payer|zu\s+zahlen|te\s+betalen|da\s+pagare)(?![a-z])")

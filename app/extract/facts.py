@@ -123,7 +123,7 @@ def total(pages: list[Page]) -> tuple[Fact, str | None] | None:
             money, span, offset, count = found
             rank = 3 if rounding_seen else amounts.total_strength(words)
             if count >= 3:
-                rank = 0  # a table's sum row ("Total 9.94 0.59 10.40" under a tax summary)
+                rank = 0  # a table's sum row ("Total 9.94 0.59 10.40" under a tax summary): its last column
             rounding_seen = False
             candidates.append((rank, order, money, span, offset))
     if not candidates:
@@ -137,7 +137,7 @@ def _amount_after(unit: Span, start: int, units: list[Span]):
     rest = unit.text[start:].replace("%", " ")
     money = [m for m in amounts.amounts(rest) if m.decimals]
     if money:
-        return money[0], unit, start, len(money)
+        return money[-1 if len(money) >= 3 else 0], unit, start, len(money)
     for other in (right_of(unit, units, overlap=0.25), below(unit, units, reach=1.6)):
         if other is None or re.search(r"[a-z]{3,}", fold(other.text)):
             continue  # a value stands alone; "CHANGE RM 0.10" under a total is a line of its own
