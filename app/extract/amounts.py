@@ -101,3 +101,13 @@ def is_total_label(text: str) -> bool:
 def total_strength(text: str) -> int:
     """2 for an explicitly final total (grand, due, incl. tax, rounded, nett), 1 for a plain one."""
     return 2 if _INCLUSIVE.search(fold(text)) else 1
+
+
+_PAYMENT = re.compile(r"(?<![a-z])(cash|tender\w*|change|paid|payment|card|visa|master\w*|rendu|wisselgeld|cambio|"
+                      r"resto|baki|tunai|kembalian|wechselgeld)(?![a-z])")
+
+
+def names_other_line(text: str) -> bool:
+    """A phrase that is a label of its own (another total, a payment): not the value of the label before it."""
+    folded = fold(text)
+    return bool(TOTAL_LINE.search(folded) or _PAYMENT.search(folded) or _NOT_TOTAL.match(folded.strip()))

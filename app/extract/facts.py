@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from . import amounts, dates
 from .dates import fold
 from .labels import Pair, canonical_key
-from .layout import Box, Page, Span, below, phrases, right_of, rows
+from .layout import Box, Page, Span, all_right_of, below, phrases, rows
 
 _NOT_PRIMARY = re.compile(r"due|birth|expir|valid|period|deliver|order|ship|lieferung|faellig|fallig|echeance|"
                           r"verval|vencim|scadenz|bestell|commande|pedido|ordine|since|from\s+\w+\s+to|print")
@@ -138,9 +138,9 @@ def _amount_after(unit: Span, start: int, units: list[Span]):
     money = [m for m in amounts.amounts(rest) if m.decimals]
     if money:
         return money[-1 if len(money) >= 3 else 0], unit, start, len(money)
-    for other in (right_of(unit, units, overlap=0.25), below(unit, units, reach=1.6)):
-        if other is None or re.search(r"[a-z]{3,}", fold(other.text)):
-            continue  # a value stands alone; "CHANGE RM 0.10" under a total is a line of its own
+    for other in [*all_right_of(unit, units, overlap=0.25)[:3], below(unit, units, reach=1.6)]:
+        if other is None or amounts.names_other_line(other.text):
+            continue  # "CHANGE RM 0.10" under a total is a line of its own
         money = [m for m in amounts.amounts(other.text.replace("%", " ")) if m.decimals]
         if money:
             return money[0], other, 0, len(money)

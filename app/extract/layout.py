@@ -138,39 +138,43 @@ def same_row(a: Box, b: Box, overlap: float = 0.5) -> bool:
 
 
 def rows(page: Page) -> list[Span]:
-    """Lines that share a row (label and amount in separate OCR blocks) joined left to right, top to bottom."""
+    """The page's words in rows, top to bottom, each row left to right: a label and its amount printed
+    in separate columns (separate OCR blocks) share a row; a tall OCR line spanning two printed rows
+    is split back into them."""
     if not page.has_boxes:
         return list(page.lines)
-    groups: list[list[Span]] = []
-    for line in sorted((ln for ln in page.lines if ln.box), key=lambda ln: (ln.box[1] + ln.box[3]) / 2):
-        for group in groups:
-            if any(same_row(line.box, other.box) for other in group):
-                group.append(line)
+    words = sorted((w for line in page.lines for w in line.words if w.box), key=lambda w: (w.box[1] + w.box[3]) / 2)
+    bands: list[list] = []  # [top, bottom, words]: the band of the row's first word
+    for word in words:
+        for band in reversed(bands[-6:]):
+            if same_row((0, band[0], 0, band[1]), word.box):
+                band[2].append(word)
                 break
         else:
-            groups.append([line])
+            bands.append([word.box[1], word.box[3], [word]])
     out = []
-    for group in groups:
-        group.sort(key=lambda ln: ln.box[0])
-        words = [w for ln in group for w in ln.words]
-        out.append(Span(page.number, words, confidence=min(ln.confidence for ln in group)))
+    for _, _, members in bands:
+        members.sort(key=lambda w: w.box[0])
+        scored = [w.confidence for w in members if w.confidence >= 0]
+        out.append(Span(page.number, members, confidence=sum(scored) / len(scored) if scored else -1.0))
     out.sort(key=lambda s: (s.box[1] + s.box[3]) / 2)
     return out
 
 
 def right_of(label: Span, candidates: list[Span], *, overlap: float = 0.5) -> Span | None:
     """The nearest phrase on the label's row that starts right of it."""
+    found = all_right_of(label, candidates, overlap=overlap)
+    return found[0] if found else None
+
+
+def all_right_of(label: Span, candidates: list[Span], *, overlap: float = 0.5) -> list[Span]:
+    """The phrases on the label's row that start right of it, nearest first."""
     box = label.box
     if not box:
-        return None
-    best = None
-    for c in candidates:
-        cb = c.box
-        if c is label or not cb or cb[0] < box[2] - 2 or not same_row(box, cb, overlap):
-            continue
-        if best is None or cb[0] < best.box[0]:
-            best = c
-    return best
+        return []
+    found = [c for c in candidates
+             if c is not label and c.box and c.box[0] >= box[2] - 2 and same_row(box, c.box, overlap)]
+    return sorted(found, key=lambda c: c.box[0])
 
 
 def below(label: Span, candidates: list[Span], *, reach: float = 2.2) -> Span | None:
