@@ -16,7 +16,7 @@ _LEGAL = re.compile(
 _TRADE = re.compile(
     r"(?<![a-z])(enterprise|enterprises|trading|company|co|restaurant|restoran|cafe|bakery|bakeries|hardware|"
     r"pharmacy|farmasi|store|stores|mart|supermarket|hypermarket|kedai|stationery|marketing|services|industries|"
-    r"holdings|group|bistro|kitchen\w*|station|hotel|book\w*|electrical|motor|auto|pizza|house)(?![a-z])", re.I)
+    r"holdings|group|bistro|kitchen\w*|station|hotel|book\w*|electrical|motor|auto|pizza|house|shop)(?![a-z])", re.I)
 _REGISTRATION = re.compile(r"(?i)^\W*(?:co\.?\s*(?:no|reg)\w*\.?\s*:?\s*)?\(?\s*\d{3,}[-\s]?[A-Z]\s*\)?\W*$|"
                            r"company\s*(?:no|reg)|co\.?\s*reg|registration\s*no|\(\d{4,}-[a-z]\)")
 _TYPE_HEADING = re.compile(
@@ -46,8 +46,9 @@ def _printed(line: Span) -> bool:
     return line.confidence < 0 or line.confidence >= MIN_CONFIDENCE
 
 
-_TRAILING_REGISTRATION = re.compile(r"\s*[(\[{]\s*(?:co\.?\s*(?:no|reg)\w*\.?\s*:?\s*)?[A-Z]?\d{4,}[-\s]?[A-Z]?\s*[)\]}]?\s*$",
-                                    re.I)
+_TRAILING_REGISTRATION = re.compile(
+    r"\s*(?:[(\[{]\s*(?:co\.?\s*(?:no|reg)\w*\.?\s*:?\s*)?[A-Z]?\d{4,}[-\s]?[A-Z]?|\d[\d ]{4,}\s*-?\s*[A-Z])\s*[)\]}]?\s*$",
+    re.I)
 
 
 def name_text(text: str) -> str:
@@ -79,10 +80,13 @@ def issuer(pages: list[Page]) -> tuple[Fact, int] | None:
     heights = [ln.height for ln in lines if ln.height] or [1.0]
     median = statistics.median(heights)
     best, best_score = None, 0.0
+    past_heading = False  # after the telephone or tax lines the heading has ended
     for i, line in enumerate(lines[:TOP_LINES]):
+        if _NOT_NAME.search(line.text) and re.search(r"\d{4}", line.text):
+            past_heading = True
         if not _printed(line) or not _name_like(line):
             continue
-        score = 1.0 - 0.12 * i
+        score = 1.0 - 0.12 * i - (2.0 if past_heading else 0.0)
         if _LEGAL.search(fold(line.text)):
             score += 2.5
         elif _TRADE.search(fold(line.text)):
