@@ -85,6 +85,11 @@ def title(first_lines: list[str], doc_type: str, issuer: str | None, when: str |
     shown = display(doc_type)
     if issuer and doc_type in FROM_TYPES:
         return issuer
+    if doc_type == "contract":  # "MUTUAL NONDISCLOSURE AGREEMENT" under a filing's header lines
+        for line in first_lines[:15]:
+            if re.search(r"(?i)agreement|contract|vertrag|contrat|overeenkomst|contrato|contratto", line) \
+                    and len(line.split()) <= 12 and line.upper() == line and sum(c.isalpha() for c in line) >= 8:
+                return " ".join(line.split())
     for line in first_lines[:15]:
         letters = sum(c.isalpha() for c in line)
         if 3 <= len(line) <= 80 and letters >= max(3, len(line.replace(" ", "")) / 2) and ":" not in line \

@@ -149,6 +149,8 @@ def split_label(text: str) -> tuple[str, str] | None:
     label = m["label"]
     if sum(c.isdigit() for c in label) * 2 > sum(c.isalpha() for c in label):
         return None  # "DEC-10-98 17:06" is a time, not a label
+    if label[0].islower() and len(label.split()) > 1:
+        return None  # "... and vendors: nonpublic forms" is running text wrapped at a colon
     return " ".join(label.strip(" .-_‘'").split()), m["value"].strip()
 
 
