@@ -203,3 +203,13 @@ def under_column(value: Span, label: Span) -> Span:
     slack = max(lb[3] - lb[1], 1)
     kept = [w for w in value.words if w.box and w.box[2] > lb[0] - slack and w.box[0] < lb[2] + slack]
     return Span(value.page, kept, confidence=value.confidence) if kept else value
+
+
+def confidence_in(page: Page, box: Box | None) -> float:
+    """Mean confidence of the page's words whose centres lie in the box (-1 when unknown)."""
+    if not box:
+        return -1.0
+    found = [w.confidence for line in page.lines for w in line.words
+             if w.box and w.confidence >= 0 and box[0] <= (w.box[0] + w.box[2]) / 2 <= box[2]
+             and box[1] <= (w.box[1] + w.box[3]) / 2 <= box[3]]
+    return sum(found) / len(found) if found else -1.0

@@ -10,11 +10,12 @@ from .base import Extraction, LibraryEntry
 from .fields import FieldSpec, answer_locally
 from .labels import (Pair, canonical_key, canonical_label, colonless_pairs, gap_pairs, label_chain, label_key,
                      pairs)
-from .layout import Page, read_pages
+from .layout import Page, confidence_in, read_pages
 
 logger = logging.getLogger(__name__)
 
 MATCH_THRESHOLD = 0.8
+FORM_VALUE_CONFIDENCE = 50.0  # a form value OCR reads with less mean word confidence is noise (handwriting)
 _TRAILING_BLANK = re.compile(r"^\s*(?P<label>[A-Za-z][\w &/().'-]{1,48}?)\s*(?:_{3,}|-{3,}|—+|\.{4,}|…+)[\s_.\-—–…]*$")
 _CHECKBOX = re.compile(r"^\s*(?P<box>\[\s*\]|\[\s*[xX✓✔]\s*\]|\(\s*\)|☐|☑|☒)\s*(?P<label>\S.*)$")
 _ISSUER_KEYS = ("company", "address")
@@ -40,6 +41,9 @@ class LocalExtractor:
         if kind == "form":
             found += [p for page in view for p in gap_pairs(page)
                       if not any(q.box == p.box and q.page == p.page for q in found)]
+        if kind == "form":  # handwriting read as noise: values OCR itself does not believe
+            found = [p for p in found if confidence_in(view[p.page - 1], p.box) < 0
+                     or confidence_in(view[p.page - 1], p.box) >= FORM_VALUE_CONFIDENCE]
         kv, where, blanks = _free_keys(view, found, day_first)
         canonical = _canonical(view, found, day_first)
         doc_type, tags = classify.classify(view, canonical, blanks=len(blanks), labels=len(found))
