@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 import threading
 
+from .storage import TEMP_GRACE
+
 logger = logging.getLogger(__name__)
 
 ORPHAN_GRACE = 3600.0  # a file no task names, older than this, was left by a crash mid-upload
@@ -52,9 +54,10 @@ class Janitor:
         for sha, mtime in list(self.store.all_hashes()):
             if mtime < now - ORPHAN_GRACE:
                 orphans += self.store.delete_unless_pinned(sha, self.db.file_is_referenced)
+        temporaries = self.store.remove_stale_temporaries(now - TEMP_GRACE)
         refilled = self.refill()
         report = {"expired": len(expired), "files_removed": removed, "tasks_deleted": deleted,
-                  "orphans_removed": orphans, "refilled": refilled}
+                  "orphans_removed": orphans, "temporaries_removed": temporaries, "refilled": refilled}
         if any(report.values()):
             logger.info("janitor: %s", report)
         return report

@@ -130,6 +130,17 @@ def test_invalid_fields_are_refused_naming_the_item(client, fields, offending):
     assert error["code"] == "invalid_fields" and offending in error["message"]
 
 
+@pytest.mark.parametrize("depth", [64, 5000])
+def test_deeply_nested_fields_get_a_400(client, depth):
+    nested = "[" * depth + "]" * depth
+    r = client.post("/api/tasks", data={"type": "document", "options": '{"fields": ' + nested + "}"},
+                    content_type="multipart/form-data")
+    assert r.status_code == 400 and r.get_json()["error"]["code"] in ("invalid_options", "invalid_fields")
+    body = '{"type": "document", "images": ["aGVsbG8="], "options": {"fields": ' + nested + "}}"
+    r = client.post("/api/tasks", data=body, content_type="application/json")
+    assert r.status_code == 400 and r.get_json()["error"]["code"] in ("invalid_json", "invalid_options", "invalid_fields")
+
+
 def test_other_fields_are_other_work_for_the_cache(service, http, receipt):
     doc, _ = receipt
     data = doc.path.read_bytes()
