@@ -35,15 +35,7 @@ class LocalExtractor:
         view = read_pages(pages)
         text = "\n".join(page.text for page in view)
         day_first = dates.day_first_for(text) if self.day_first is None else self.day_first
-        found = [p for page in view for p in pairs(page)]
-        found += [p for page in view for p in colonless_pairs(page, facts.known_label)
-                  if not any(q.label_box == p.label_box and q.page == p.page for q in found)]
-        if kind == "form":
-            found += [p for page in view for p in gap_pairs(page)
-                      if not any(q.box == p.box and q.page == p.page for q in found)]
-        if kind == "form":  # handwriting read as noise: values OCR itself does not believe
-            found = [p for p in found if confidence_in(view[p.page - 1], p.box) < 0
-                     or confidence_in(view[p.page - 1], p.box) >= FORM_VALUE_CONFIDENCE]
+        found = _all_pairs(view, kind)
         kv, where, blanks = _free_keys(view, found, day_first)
         canonical = _canonical(view, found, day_first)
         doc_type, tags = classify.classify(view, canonical, blanks=len(blanks), labels=len(found))
@@ -51,17 +43,7 @@ class LocalExtractor:
             effective = facts.effective_date(view, day_first)
             if effective:
                 canonical["effective_date"] = effective
-        if doc_type == "form" and kind != "form":
-            for key in _ISSUER_KEYS:
-                canonical.pop(key, None)
-        if kind == "form":
-            # A form's facts are its labelled fields: no issuer guessed from its title lines, and
-            # no canonical copy of a value a label already gives.
-            drop = set(_ISSUER_KEYS) if doc_type not in classify.FROM_TYPES else set()
-            drop |= {"currency"} if "total" not in canonical else set()
-            drop |= {k for k, f in canonical.items() if k not in kv and f.value in kv.values()}
-            for key in drop:
-                canonical.pop(key, None)
+        _drop_guesses(canonical, kv, doc_type, kind)
         for key, fact in canonical.items():
             kv[key] = fact.value
             where[key] = fact
@@ -103,6 +85,32 @@ class LocalExtractor:
             filled[field] = {"value": value, "source": {"type": entry.source_type, "id": entry.source_id}}
         data = {"filled": filled, "missing": missing}
         return Extraction(data=schemas.validate("fill", data), extractor=self.name)
+
+
+def _all_pairs(view: list[Page], kind: str) -> list[Pair]:
+    """Every label -> value pair: with a colon, known labels without one, and on forms label/value columns."""
+    found = [p for page in view for p in pairs(page)]
+    found += [p for page in view for p in colonless_pairs(page, facts.known_label)
+              if not any(q.label_box == p.label_box and q.page == p.page for q in found)]
+    if kind != "form":
+        return found
+    found += [p for page in view for p in gap_pairs(page) if not any(q.box == p.box and q.page == p.page for q in found)]
+    # Handwriting read as noise: values OCR itself does not believe are left out.
+    return [p for p in found if confidence_in(view[p.page - 1], p.box) < 0
+            or confidence_in(view[p.page - 1], p.box) >= FORM_VALUE_CONFIDENCE]
+
+
+def _drop_guesses(canonical: dict, kv: dict, doc_type: str, kind: str) -> None:
+    """A form's facts are its labelled fields: no issuer guessed from its title lines, and no
+    canonical copy of a value a label already gives."""
+    drop = set()
+    if doc_type == "form" or (kind == "form" and doc_type not in classify.FROM_TYPES):
+        drop |= set(_ISSUER_KEYS)
+    if kind == "form":
+        drop |= {"currency"} if "total" not in canonical else set()
+        drop |= {k for k, f in canonical.items() if k not in kv and f.value in kv.values()}
+    for key in drop:
+        canonical.pop(key, None)
 
 
 def _free_keys(view: list[Page], found: list[Pair], day_first: bool):
