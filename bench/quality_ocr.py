@@ -66,7 +66,7 @@ class Reader:
     def raw_text(self, path: Path) -> tuple[str, float]:
         """`tesseract FILE stdout` on the file itself: the baseline any user could run."""
         data = path.read_bytes()
-        key = self._key("raw", data, self.engine.version())
+        key = self._key("raw", data, self.version)  # re-measured with every pipeline version: same-run timings
         hit = None if self.fresh else self._load(key)
         if hit is not None:
             return hit["text"], hit["seconds"]

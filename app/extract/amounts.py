@@ -13,7 +13,7 @@ CODES = ("USD", "EUR", "GBP", "CHF", "CAD", "AUD", "JPY", "SEK", "NOK", "DKK", "
          "HKD", "NZD", "IDR", "THB", "PHP", "ZAR", "BRL", "MXN", "CZK", "HUF", "RON", "TRY")
 _CUR = r"(?:US\$|S\$|A\$|C\$|[$€£¥₹]|\bRM|\bRs\.?|\b(?:" + "|".join(CODES) + r")\b)"
 # 1,234.56 · 1.234,56 · 1 234,56 · 141.5 · 85. 20 (a space OCR put after the point) · 14
-_NUM = r"\d{1,3}(?:[,.' ]\d{3})+(?:[.,]\s?\d{1,2})?(?!\d)|\d+(?:[.,]\s?\d{1,2})?(?!\d)"
+_NUM = r"\d{1,3}(?:[,.' ]\d{3})+(?:[.,]\s?\d{1,2})?(?!\d)|\d+(?:\s?[.,]\s?\d{1,2})?(?!\d)"
 MONEY = re.compile(rf"(?P<pre>{_CUR})?\s?(?P<sign>-)?(?P<num>{_NUM})(?:\s?(?P<post>{_CUR}))?(?![\w%])")
 _LOST_POINT = re.compile(rf"(?P<pre>{_CUR})(?P<sp>\s?)(?P<whole>\d{{1,5}}) (?P<cents>\d{{2}})(?![\d.,])")
 
@@ -33,7 +33,7 @@ class Money:
 
 def parse_number(raw: str) -> Decimal | None:
     """ "1,200.00", "1.200,00", "1 200,00", "32.5", "85. 20": one or two digits after the last separator are cents."""
-    raw = re.sub(r"(?<=[.,])\s", "", raw.strip()).replace("'", "").replace(" ", "")
+    raw = re.sub(r"\s(?=[.,])|(?<=[.,])\s", "", raw.strip()).replace("'", "").replace(" ", "")
     last = max(raw.rfind(","), raw.rfind("."))
     if last >= 0 and len(raw) - last - 1 in (1, 2):
         whole, cents = raw[:last], raw[last + 1:]

@@ -133,25 +133,35 @@ def total(pages: list[Page]) -> tuple[Fact, str | None] | None:
 
 
 def _amount_after(unit: Span, start: int, units: list[Span]):
-    """(Money, span, offset) of the first amount after a total label: same phrase, right of it, or under it."""
-    rest = unit.text[start:].replace("%", " ")
-    money = [m for m in amounts.amounts(rest) if m.decimals]
-    if money:
-        return money[-1 if len(money) >= 3 else 0], unit, start, len(money)
+    """(Money, span, offset, amounts on it) of the amount after a total label: in its phrase, in a
+    phrase right of it, or under it."""
+    found = _money_in(unit.text[start:])
+    if found:
+        return found[-1 if len(found) >= 3 else 0], unit, start, len(found)
     for other in [*all_right_of(unit, units, overlap=0.25)[:3], below(unit, units, reach=1.6)]:
         if other is None or amounts.names_other_line(other.text):
             continue  # "CHANGE RM 0.10" under a total is a line of its own
-        money = [m for m in amounts.amounts(other.text.replace("%", " ")) if m.decimals]
-        if money:
-            return money[0], other, 0, len(money)
+        found = _money_in(other.text)
+        if found:
+            return found[0], other, 0, len(found)
     if not unit.box:  # text only: the next line
         idx = next((i for i, u in enumerate(units) if u is unit), None)
-        if idx is not None and idx + 1 < len(units):
-            nxt = units[idx + 1]
-            money = [m for m in amounts.amounts(nxt.text) if m.decimals]
-            if money and not amounts.TOTAL_LINE.search(fold(nxt.text)):
-                return money[0], nxt, 0, len(money)
+        if idx is not None and idx + 1 < len(units) and not amounts.TOTAL_LINE.search(fold(units[idx + 1].text)):
+            found = _money_in(units[idx + 1].text)
+            if found:
+                return found[0], units[idx + 1], 0, len(found)
     return None
+
+
+def _money_in(text: str) -> list:
+    """The amounts with cents in a total's text; "6 00" at its end when OCR lost the point."""
+    found = [m for m in amounts.amounts(text.replace("%", " ")) if m.decimals]
+    if found:
+        return found
+    lost = re.search(r"(?<![\d.,])(\d{1,5}) (\d{2})\s*$", text)
+    if lost:
+        return [amounts.Money(amounts.parse_number(f"{lost[1]}.{lost[2]}"), None, lost.start(), lost.end(), True)]
+    return []
 
 
 def _label_end(text: str, after_word: int) -> int:
