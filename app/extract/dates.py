@@ -32,7 +32,7 @@ _PATTERNS = [
     ("ymd", re.compile(r"(?<![\d.])(\d{4})\s?([-/.])\s?(\d{1,2})\2(\d{1,2})(?!\d)")),
     # 25/12/2018, 12-01-19, 09- 06 2018, 21/05/2018Time:, 15.03.2024
     # (not inside codes such as "XE11-22 - 30"; a two-digit year only written tight: "12-01-19")
-    ("num", re.compile(r"(?<![\w.,/])(\d{1,2})\s?([-/.])\s?(\d{1,2})(?:\2(\d{2})(?![\d/])|\s?\2?\s?(\d{4}))"
+    ("num", re.compile(r"(?<![\w.,/])(\d{1,2})\s?([-/.])\s?(\d{1,2})(?:\2(\d{2})(?![\d/])|(?:\s?\2\s?|\s)(\d{4}))"
                        r"(?![\d/])")),
     # 18 MAR 2018, 11th day of January, 2012, 3. Mai 2018, 20 de octubre de 2015, 18-Mar-18
     ("dmy", re.compile(rf"(?<!\d){_DAY}\s*(?:day\s+of\s+|of\s+|de\s+)?[-/ ]?\s*{_MONTH}\s*[-/ ,]?\s*(?:de\s+|of\s+)?"
@@ -141,6 +141,8 @@ def day_first_for(text: str, *, default: bool = True) -> bool:
         if m[2] == "." and m[4]:
             continue  # "2.13.12" is more often a price and a quantity than a date
         a, b = int(m[1]), int(m[3])
+        if not MIN_YEAR <= _year(m[4] or m[5]) <= MAX_YEAR:
+            continue
         if a > 12 >= b:
             votes += 1
         elif b > 12 >= a:
