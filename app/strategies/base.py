@@ -1,19 +1,27 @@
 """What a strategy sees of its task: files, options, OCR, the extractor, progress and cancel."""
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
 import time
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING, Callable
 
-from .. import ocr
+from .. import jsonio, ocr
 from ..pages import load_page
 from ..errors import PermanentError, TaskCancelled, TaskError, TaskLost, TaskTimedOut, TransientError
+from ..engine.persist import persist
 from ..extract.base import Extraction, LibraryEntry
 from ..extract.fields import parse_fields
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..engine.store import TaskStore
+    from ..extract.base import Extractor
+    from ..ocr_pool import OcrPool
+    from ..storage import FileStore
 
 logger = logging.getLogger(__name__)
 
@@ -23,18 +31,18 @@ DEADLINE_SLACK = 0.05  # seconds: a request cut at the deadline may return a hai
 
 @dataclass
 class Services:
-    """The long-lived parts every task uses, built once by the pool's owner."""
+    """The long-lived parts every task uses, built once by the runtime."""
 
-    db: object
-    store: object
-    ocr_pool: object
-    extractor: object
-    settings: object
-    clock: object
+    db: "TaskStore"
+    store: "FileStore"
+    ocr_pool: "OcrPool"
+    extractor: "Extractor"
+    settings: "Settings"
+    clock: Callable[[], float]
     llm_slots: threading.Semaphore | None = None
-    on_usage: object = None  # callback(task_type, usage dict), for metrics
-    on_stage: object = None  # callback(task_type, stage, seconds) when a stage ran to its end, for metrics
-    on_progress: object = None  # callback(task_id) after progress was written: wakes long-polls and event streams
+    on_usage: Callable[[str, dict], None] | None = None  # (task type, usage), for metrics
+    on_stage: Callable[[str, str, float], None] | None = None  # (task type, stage, seconds) of a stage that ran to its end
+    on_progress: Callable[[str], None] | None = None  # (task id) after progress was written: wakes long-polls
 
 
 class TaskContext:
@@ -52,17 +60,26 @@ class TaskContext:
         self.options = input_.get("options", {})
         self.s = services
         self.stage = "starting"
+        self.pages_read = False  # every page is read and kept: a retry goes straight to extraction
+        self._pages: list | None = None
+        self._batch = None
+        self._aborted = False
 
     # -- boundaries --------------------------------------------------------------------
     def remaining(self) -> float:
         return self.deadline - self.s.clock()
 
-    def checkpoint(self, stage: str, progress: float, *, ocr_pages: list | None = None) -> None:
-        """Record progress; stop here if the task was cancelled, timed out or taken away."""
+    def _persist(self, call, what: str):
+        return persist(call, budget=min(self.s.settings.storage_retry_seconds, max(self.remaining(), 0.0)), what=what)
+
+    def checkpoint(self, stage: str, progress: float) -> None:
+        """Record progress and renew the lease; stop here if the task was cancelled, timed out or taken away."""
         self.stage = stage.split(" ")[0]
         if self.remaining() <= 0:
             raise TaskTimedOut("task passed its deadline (DOCPROC_TASK_TIMEOUT)", stage=self.stage)
-        cancel = self.s.db.record_progress(self.task_id, self.claim, progress, stage, self.s.clock(), ocr_pages)
+        now = self.s.clock()
+        cancel = self._persist(lambda: self.s.db.record_progress(
+            self.task_id, self.claim, progress, stage, now, now + self.s.settings.lease_seconds), "progress")
         if cancel is None:
             raise TaskLost(self.task_id)
         if cancel:
@@ -70,15 +87,24 @@ class TaskContext:
         if self.s.on_progress:
             self.s.on_progress(self.task_id)
 
+    def abort(self, *, kill: bool = False) -> None:
+        """From another thread (a cancel heard, shutdown): stop this attempt's OCR now."""
+        self._aborted = True
+        batch = self._batch
+        if batch is not None:
+            batch.abort()
+            batch.results.put((None, None, None))  # wakes the reader, which then reaches its checkpoint
+
     # -- OCR -----------------------------------------------------------------------------
     def ocr_pages(self) -> list:
-        """OCR every page of every file through the shared, fair OCR slots (once per task)."""
-        if self.row["ocr_pages"]:
-            # An earlier attempt read every page and then failed later (e.g. the LLM): keep its OCR.
-            pages = [ocr.PageText.from_dict(p) for p in json.loads(self.row["ocr_pages"])]
-            logger.info("task %s: reusing the OCR of %d pages from an earlier attempt", self.task_id, len(pages))
-            self.checkpoint(f"ocr {len(pages)}/{len(pages)} pages (reused)", OCR_SHARE)
-            return pages
+        """Every page of every file, read once per task through the shared, fair OCR slots.
+
+        Each page is kept as it is read; a later attempt (a retry, a resume after a crash) reads only
+        the pages still missing.
+        """
+        if self._pages is not None:
+            return self._pages
+        kept = {i: ocr.PageText.from_dict(p) for i, p in self.s.db.kept_pages(self.task_id).items()}
         lang = self.options.get("lang", "eng")
         loaders = []
         for f in self.files:
@@ -86,27 +112,49 @@ class TaskContext:
             for p in range(f["pages"]):
                 loaders.append(partial(load_page, data, f["media_type"], p, pdf_dpi=self.s.settings.pdf_dpi))
         total = len(loaders)
+        pages = [kept.get(i) for i in range(total)]
+        missing = [i for i in range(total) if pages[i] is None]
+        if kept:
+            logger.info("task %s: reusing the OCR of %d of %d pages from an earlier attempt",
+                        self.task_id, total - len(missing), total)
         started = time.monotonic()
-        self.checkpoint(f"ocr 0/{total} pages", 0.0)
-        batch = self.s.ocr_pool.submit(self.claim, self.priority, loaders, lang, deadline=self.deadline)
-        pages = [None] * total
+        done = total - len(missing)
+        self.checkpoint(f"ocr {done}/{total} pages" + (" (reused)" if kept and not missing else ""),
+                        OCR_SHARE * done / total)
+        if missing:
+            self._read(loaders, missing, pages, lang, done, total)
+        self.pages_read = True
+        self._pages = pages
+        self._timed("ocr", started)
+        return pages
+
+    def _read(self, loaders: list, missing: list[int], pages: list, lang: str, done: int, total: int) -> None:
+        batch = self.s.ocr_pool.submit(self.claim, self.priority, [loaders[i] for i in missing], lang,
+                                       deadline=self.deadline)
+        self._batch = batch
         try:
-            for done in range(1, total + 1):
+            for _ in missing:
                 try:
-                    index, page, exc = batch.next_result(timeout=max(self.remaining(), 0.001))
+                    position, page, exc = batch.next_result(timeout=max(self.remaining(), 0.001))
                 except queue.Empty:
                     raise TaskTimedOut("task passed its deadline during OCR", stage="ocr") from None
+                if position is None:  # woken by abort(): the checkpoint says why
+                    self.checkpoint(f"ocr {done}/{total} pages", OCR_SHARE * done / total)
+                    raise TaskLost(self.task_id)
+                index = missing[position]
                 if exc is not None:
                     if isinstance(exc, TaskError):
                         raise exc
                     raise PermanentError(f"page {index + 1} could not be read: {exc}", stage="ocr") from exc
                 pages[index] = page
-                done_pages = [p.to_dict() for p in pages] if done == total else None
-                self.checkpoint(f"ocr {done}/{total} pages", OCR_SHARE * done / total, ocr_pages=done_pages)
+                if not self._persist(lambda: self.s.db.keep_page(self.task_id, self.claim, index, page.to_dict()),
+                                     "keep page"):
+                    raise TaskLost(self.task_id)
+                done += 1
+                self.checkpoint(f"ocr {done}/{total} pages", OCR_SHARE * done / total)
         finally:
+            self._batch = None
             batch.abort()
-        self._timed("ocr", started)
-        return pages
 
     # -- extraction ----------------------------------------------------------------------
     def _ask(self, call, *args) -> Extraction:
@@ -165,7 +213,7 @@ class TaskContext:
                 row = rows.get(ref)
                 if row is None or row["status"] != "completed":
                     raise PermanentError(f"library task {ref} is not a completed task", stage="fill")
-                kv = json.loads(row["result"]).get("kv", {})
+                kv = jsonio.loads(row["result"]).get("kv", {})
                 entries.append(LibraryEntry(kv=kv, source_type=row["type"], source_id=ref))
             else:
                 entries.append(LibraryEntry(kv=ref["kv"], source_type="inline", source_id=f"inline-{n}"))
@@ -177,9 +225,6 @@ def page_summary(pages, options: dict | None = None) -> tuple[str, list[dict]]:
     words = bool((options or {}).get("words"))
     records = [p.record(i + 1, words=words) for i, p in enumerate(pages)]
     return "\n\n".join(p.text for p in pages), records
-
-
-
 
 
 def ocr_and_extract(ctx: TaskContext, kind: str) -> dict:
