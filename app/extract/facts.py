@@ -49,13 +49,11 @@ def primary_date(pages: list[Page], pairs: list[Pair], day_first: bool) -> Fact 
 
 _EFFECTIVE_DEFINED = re.compile(r"[(\[]\s*(?:the|this)?\s*[\"“”']?\s*(?:\w+\s+)?effective\s+date", re.I)
 _EFFECTIVE_CUE = re.compile(r"(?:effective|dated|entered\s+into|made|executed)\s+(?:as\s+of|on|of|this)?", re.I)
-_SIGNATURE_CUE = re.compile(r"as\s+of\s+the\s+(?:latest\s+)?date[s]?\s+(?:set\s+forth|written|first\s+above|below|"
-                            r"of\s+(?:the\s+)?(?:last\s+)?signature)", re.I)
 
 
 def effective_date(pages: list[Page], day_first: bool) -> Fact | None:
     """When an agreement takes effect: the date defined as its "Effective Date", else the one its opening
-    sentence gives ("made as of", "dated this 11th day of"), else the last date when it points to its signatures."""
+    sentence gives ("made as of", "dated this 11th day of"), else the last date (its signatures)."""
     text = "\n".join(page.text for page in pages)
     flat = " ".join(text.split())
     hits = dates.find_dates(flat, day_first=day_first)
@@ -69,9 +67,9 @@ def effective_date(pages: list[Page], day_first: bool) -> Fact | None:
         nearby = [h for h in hits if cue.end() <= h.start <= cue.end() + 40]
         if nearby:
             return _locate(pages, nearby[0].iso, flat[nearby[0].start:nearby[0].end])
-    if _SIGNATURE_CUE.search(opening):
-        return _locate(pages, hits[-1].iso, flat[hits[-1].start:hits[-1].end])
-    return _locate(pages, hits[0].iso, flat[hits[0].start:hits[0].end])
+    # No date in the opening ("as of the date set forth below", or none at all): the agreement
+    # takes effect when signed, and the signature block comes last.
+    return _locate(pages, hits[-1].iso, flat[hits[-1].start:hits[-1].end])
 
 
 def _locate(pages: list[Page], value: str, printed: str) -> Fact:
