@@ -9,6 +9,7 @@ import pytesseract
 from PIL import Image, ImageOps
 from pytesseract import Output
 
+from app import ocr_passes
 from app.errors import PermanentError, TransientError
 
 logger = logging.getLogger(__name__)
@@ -125,16 +126,18 @@ class Tesseract:
         if max(image.size) > MAX_TESSERACT_SIDE:
             raise PermanentError(f"page is {image.width}x{image.height} pixels, too big for tesseract", stage="ocr")
         first = self._recognise(image, lang, limit)
-        if first.confidence >= WEAK_CONFIDENCE and first.word_count >= WEAK_WORDS:
-            return first
-        angle = self._orientation(image, limit)
-        if not angle:
-            return first
-        # OSD's "rotate" is clockwise; PIL rotates counter-clockwise.
-        second = self._recognise(image.rotate(-angle, expand=True, fillcolor=255), lang, limit)
-        second.rotation = angle
-        logger.debug("page turned %d degrees: score %.0f -> %.0f", angle, first.score, second.score)
-        return second if second.score > first.score else first
+        kept, kept_image = first, image
+        if first.confidence < WEAK_CONFIDENCE or first.word_count < WEAK_WORDS:
+            angle = self._orientation(image, limit)
+            if angle:
+                # OSD's "rotate" is clockwise; PIL rotates counter-clockwise.
+                turned = image.rotate(-angle, expand=True, fillcolor=255)
+                second = self._recognise(turned, lang, limit)
+                second.rotation = angle
+                logger.debug("page turned %d degrees: score %.0f -> %.0f", angle, first.score, second.score)
+                if second.score > first.score:
+                    kept, kept_image = second, turned
+        return ocr_passes.second_reading(lambda im: self._recognise(im, lang, limit), kept_image, kept)
 
     def _recognise(self, image: Image.Image, lang: str, limit: float) -> PageText:
         # Uncompressed TIFF: pytesseract would otherwise spend ~5% of the page time on PNG.

@@ -14,6 +14,7 @@ from ..pages import load_page
 from ..errors import PermanentError, TaskCancelled, TaskError, TaskLost, TaskTimedOut, TransientError
 from ..engine.persist import persist
 from ..extract.base import Extraction, LibraryEntry
+from ..extract.fields import parse_fields
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -186,10 +187,11 @@ class TaskContext:
         if self.s.on_stage:
             self.s.on_stage(self.type, stage, time.monotonic() - started)
 
-    def extract(self, kind: str, texts: list[str]) -> Extraction:
+    def extract(self, kind: str, pages: list) -> Extraction:
         started = time.monotonic()
         self.checkpoint("extract", OCR_SHARE)
-        extraction = self._ask(self.s.extractor.extract, kind, texts)
+        fields = parse_fields(self.options["fields"]) if self.options.get("fields") else None
+        extraction = self._ask(partial(self.s.extractor.extract, fields=fields), kind, pages)
         self._timed("extract", started)
         return extraction
 
@@ -229,6 +231,6 @@ def ocr_and_extract(ctx: TaskContext, kind: str) -> dict:
     """The shared run of `document` and `form`: OCR, then one extraction of this kind."""
     pages = ctx.ocr_pages()
     text, records = page_summary(pages, ctx.options)
-    extraction = ctx.extract(kind, [p.text for p in pages])
+    extraction = ctx.extract(kind, pages)
     return {**extraction.data, "text": text, "pages": records, "extractor": extraction.extractor,
             **({"usage": extraction.usage} if extraction.usage else {})}
