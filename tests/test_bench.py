@@ -1,5 +1,6 @@
 """The benchmark's pieces run end to end on a tiny scale; no timing is asserted here."""
 
+import pytest
 from PIL import Image
 
 from bench import corpus, run
@@ -65,3 +66,18 @@ def test_table_has_a_row_for_every_measure():
     assert "| 600 | 900 huey | 0.67 |  |  |" in report  # JSON per request: informative, no target
     assert "| 1800 | 900 huey | 2.00 |  |  |" in report  # batched: a different unit of work per call
     assert "LLM-bound mix over time" in report
+
+
+@pytest.mark.distributed
+def test_the_distributed_benchmark_runs_on_a_tiny_scale(tmp_path, pg_server):
+    """bench.distributed end to end (its own PostgreSQL and Redis, stub and real workers); no timing asserted."""
+    from bench import distributed
+
+    out = tmp_path / "dist.md"
+    text = distributed.main(["--tasks", "4", "--pages", "2", "--clients", "2", "--output", str(out)])
+    rows = [line for line in text.splitlines() if line.startswith("| tasks/s") or line.startswith("| OCR bound")]
+    assert len(rows) == 2
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert float(cells[3]) > 0 and cells[5] in ("yes", "**no**")
+    assert "python -m bench.distributed" in out.read_text()

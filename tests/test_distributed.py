@@ -7,6 +7,7 @@ Leases, the janitor and re-sending run on short settings so that each promise sh
 from __future__ import annotations
 
 import signal
+import threading
 import time
 
 import pytest
@@ -68,6 +69,22 @@ def wait_done(api, task_id: str, timeout: float = 60.0) -> dict:
     raise AssertionError(f"task {task_id} did not end within {timeout}s: {task}")
 
 
+def sse(api, task_id: str) -> list[tuple[str, dict]]:
+    """The events of a task's stream until its `end` event (bounded by the read timeout)."""
+    import json
+
+    out, name = [], None
+    with requests.get(f"{api.url}/api/tasks/{task_id}/events", stream=True, timeout=30) as r:
+        for line in r.iter_lines(decode_unicode=True):
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                out.append((name, json.loads(line[6:])))
+                if name == "end":
+                    break
+    return out
+
+
 def revive(cluster: Cluster) -> None:
     for w in cluster.workers:
         if w.proc is None or w.proc.poll() is not None:
@@ -122,9 +139,16 @@ def test_submit_on_one_api_long_poll_and_cancel_on_another(env):
     assert time.monotonic() - started < 25  # woken by a change a worker made, not by the timeout
     assert (changed["status"], changed["stage"]) != (seen["status"], seen["stage"])
     cluster.wait_row(task_id, lambda r: r["status"] == "processing" and r["claim"] is not None)
+    events = []  # an event stream on API A hears the ending that API B's cancel and a worker made
+    stream = threading.Thread(target=lambda: events.extend(sse(a, task_id)), daemon=True)
+    stream.start()
+    time.sleep(0.3)
     r = requests.delete(f"{b.url}/api/tasks/{task_id}", timeout=30)
     assert r.status_code == 202
     task = wait_done(b, task_id, timeout=30)
+    stream.join(30)
+    assert events and events[-1][0] == "end" and events[-1][1]["status"] == "cancelled"
+    assert any(name == "task" and data["cancel_requested"] for name, data in events)
     assert task["status"] == "cancelled" and task["result"] is None
     read = int(task["stage"].split()[1].split("/")[0]) if task["stage"].startswith("ocr") else 0
     assert read < 8
