@@ -73,7 +73,8 @@ class Settings:
     max_files: int = 20
     max_batch_files: int = 200
     max_pages: int = 200
-    max_pixels: int = 50_000_000
+    max_pixels: int = 89_000_000  # hard cap on one decoded image (Pillow's own bomb limit is 89.5 Mpx)
+    ocr_max_pixels: int = 36_000_000  # larger pages are scaled down to this before OCR
     pdf_dpi: int = 150
     file_retention: float = 7 * 86400.0
     task_retention: float = 30 * 86400.0
@@ -155,7 +156,8 @@ class Settings:
             max_files=_int(env, "DOCPROC_MAX_FILES", 20, 1),
             max_batch_files=_int(env, "DOCPROC_MAX_BATCH_FILES", 200, 1),
             max_pages=_int(env, "DOCPROC_MAX_PAGES", 200, 1),
-            max_pixels=_int(env, "DOCPROC_MAX_PIXELS", 50_000_000, 1),
+            max_pixels=_int(env, "DOCPROC_MAX_PIXELS", 89_000_000, 1),
+            ocr_max_pixels=_int(env, "DOCPROC_OCR_MAX_PIXELS", 36_000_000, 1_000_000, 500_000_000),
             pdf_dpi=_int(env, "DOCPROC_PDF_DPI", 150, 50, 600),
             file_retention=_float(env, "DOCPROC_FILE_RETENTION", 7 * 86400.0),
             task_retention=_float(env, "DOCPROC_TASK_RETENTION", 30 * 86400.0),

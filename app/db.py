@@ -261,14 +261,16 @@ class Database:
             ).fetchone()
 
     def record_progress(self, task_id: str, claim: str, progress: float, stage: str, now: float,
-                        ocr_pages: list | None = None) -> bool | None:
-        """Write progress (and the OCR of every page, once read); returns cancel_requested, or None
-        when the attempt lost the task."""
+                        ocr_page: tuple[int, dict] | None = None) -> bool | None:
+        """Write progress (and the OCR of one page as soon as it is read, kept by page index for a
+        retry); returns cancel_requested, or None when the attempt lost the task."""
+        index, page = ocr_page if ocr_page is not None else (None, None)
         row = self.connection().execute(
             "UPDATE tasks SET progress = max(progress, ?), stage = ?, updated_at = ?,"
-            " ocr_pages = coalesce(?, ocr_pages)"
+            " ocr_pages = CASE WHEN ? IS NULL THEN ocr_pages"
+            " ELSE json_set(coalesce(ocr_pages, '{}'), '$.\"' || ? || '\"', json(?)) END"
             " WHERE id = ? AND claim = ? AND status = 'processing' RETURNING cancel_requested",
-            (min(max(progress, 0.0), 1.0), stage, now, None if ocr_pages is None else json.dumps(ocr_pages),
+            (min(max(progress, 0.0), 1.0), stage, now, index, index, None if page is None else json.dumps(page),
              task_id, claim),
         ).fetchone()
         return None if row is None else bool(row[0])

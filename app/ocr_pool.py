@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class _PageJob:
     index: int
-    load: Callable  # -> PIL image; runs in the OCR slot so a big PDF is not held decoded
+    page: object  # what read_page reads (a pages.PageRef): decoded in the slot, so a big PDF is not held decoded
     lang: str
     batch: "PageBatch"
 
@@ -48,7 +48,7 @@ class OcrPool:
     """Owns `concurrency` OCR threads and the fair page scheduler that feeds them."""
 
     def __init__(self, read_page: Callable, concurrency: int, clock: Callable = time.time):
-        self._read_page = read_page  # (image, lang, *, timeout=None) -> PageText
+        self._read_page = read_page  # (page, lang, *, timeout=None) -> PageText
         self._clock = clock
         self.concurrency = concurrency
         self._jobs: "OrderedDict[str, tuple[int, deque]]" = OrderedDict()  # key -> (priority, pages)
@@ -74,17 +74,17 @@ class OcrPool:
             t.join(timeout)
         self._threads = []
 
-    def submit(self, key: str, priority: int, loaders: list[Callable], lang: str,
+    def submit(self, key: str, priority: int, pages: list, lang: str,
                deadline: float | None = None) -> PageBatch:
-        """Queue every page of one task; results arrive on the returned batch."""
-        batch = PageBatch(self, key, len(loaders), deadline)
+        """Queue every page of one task; results arrive on the returned batch, indexed as given."""
+        batch = PageBatch(self, key, len(pages), deadline)
         with self._cond:
-            self._jobs[key] = (priority, deque(_PageJob(i, load, lang, batch) for i, load in enumerate(loaders)))
+            self._jobs[key] = (priority, deque(_PageJob(i, page, lang, batch) for i, page in enumerate(pages)))
             # Never served is least recently served: the new task goes ahead of every task
             # that already had a page, so a one-page task waits for one page, not two.
             for k in [k for k in self._jobs if k in self._served]:
                 self._jobs.move_to_end(k)
-            self._cond.notify(len(loaders))
+            self._cond.notify(len(pages))
         return batch
 
     def pending_pages(self) -> int:
@@ -122,10 +122,10 @@ class OcrPool:
                 return
             try:
                 if job.batch.deadline is None:
-                    page = self._read_page(job.load(), job.lang)
+                    page = self._read_page(job.page, job.lang)
                 else:
                     # tesseract is killed at the task's deadline, so a late page frees its core.
-                    page = self._read_page(job.load(), job.lang, timeout=job.batch.deadline - self._clock())
+                    page = self._read_page(job.page, job.lang, timeout=job.batch.deadline - self._clock())
                 job.batch.results.put((job.index, page, None))
             except Exception as exc:  # handed to the task's worker, which decides
                 job.batch.results.put((job.index, None, exc))

@@ -33,7 +33,7 @@ SUBMIT_400 = ("bad_request", "invalid_json", "malformed_multipart", "invalid_opt
               "invalid_priority", "invalid_images", "invalid_base64", "unknown_option", "missing_option",
               "unsupported_language", "invalid_callback_url", "callback_url_not_allowed", "invalid_library",
               "unknown_library_task", "library_task_not_usable", "no_file", "empty_file", "corrupt_image", "corrupt_pdf",
-              "image_too_large", "image_too_small")
+              "pdf_password_protected", "image_too_large", "image_too_small")
 SUBMIT_413 = ("payload_too_large", "too_many_files", "too_many_pages")
 SUBMIT_415 = ("unsupported_content_type", "unsupported_media_type")
 SUBMIT_429 = ("too_many_pending", *RATE_LIMITED)

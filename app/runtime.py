@@ -14,6 +14,7 @@ from .intake import InspectionCache
 from .metrics import Metrics
 from .ocr import Tesseract
 from .ocr_pool import OcrPool
+from .pages import PageReader
 from .queue import LocalQueue
 from .storage import FileStore
 from .strategies.base import Services
@@ -65,8 +66,9 @@ def build_runtime(settings: Settings, *, clock=time.time, extractor=None) -> Run
     store = FileStore(settings.files_dir)
     queue = LocalQueue(settings.queue_size, clock=clock)
     events = TaskEvents()
-    engine = Tesseract(timeout=settings.ocr_timeout)
-    ocr_pool = OcrPool(engine.read, settings.effective_ocr_concurrency, clock=clock)
+    engine = Tesseract(timeout=settings.ocr_timeout, max_pixels=settings.ocr_max_pixels)
+    reader = PageReader(engine, pdf_dpi=settings.pdf_dpi)
+    ocr_pool = OcrPool(reader.read, settings.effective_ocr_concurrency, clock=clock)
     extractor = extractor or make_extractor(settings)
     llm_slots = threading.BoundedSemaphore(settings.llm_concurrency) if settings.uses_llm else None
     metrics = Metrics()

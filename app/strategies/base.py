@@ -7,10 +7,9 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from functools import partial
 
 from .. import ocr
-from ..pages import load_page
+from ..pages import PageRef
 from ..errors import PermanentError, TaskCancelled, TaskError, TaskLost, TaskTimedOut, TransientError
 from ..extract.base import Extraction, LibraryEntry
 
@@ -56,12 +55,12 @@ class TaskContext:
     def remaining(self) -> float:
         return self.deadline - self.s.clock()
 
-    def checkpoint(self, stage: str, progress: float, *, ocr_pages: list | None = None) -> None:
+    def checkpoint(self, stage: str, progress: float, *, ocr_page: tuple[int, dict] | None = None) -> None:
         """Record progress; stop here if the task was cancelled, timed out or taken away."""
         self.stage = stage.split(" ")[0]
         if self.remaining() <= 0:
             raise TaskTimedOut("task passed its deadline (DOCPROC_TASK_TIMEOUT)", stage=self.stage)
-        cancel = self.s.db.record_progress(self.task_id, self.claim, progress, stage, self.s.clock(), ocr_pages)
+        cancel = self.s.db.record_progress(self.task_id, self.claim, progress, stage, self.s.clock(), ocr_page)
         if cancel is None:
             raise TaskLost(self.task_id)
         if cancel:
@@ -71,41 +70,60 @@ class TaskContext:
 
     # -- OCR -----------------------------------------------------------------------------
     def ocr_pages(self) -> list:
-        """OCR every page of every file through the shared, fair OCR slots (once per task)."""
-        if self.row["ocr_pages"]:
-            # An earlier attempt read every page and then failed later (e.g. the LLM): keep its OCR.
-            pages = [ocr.PageText.from_dict(p) for p in json.loads(self.row["ocr_pages"])]
-            logger.info("task %s: reusing the OCR of %d pages from an earlier attempt", self.task_id, len(pages))
-            self.checkpoint(f"ocr {len(pages)}/{len(pages)} pages (reused)", OCR_SHARE)
-            return pages
-        lang = self.options.get("lang", "eng")
-        loaders = []
+        """OCR every page of every file through the shared, fair OCR slots; each page is kept as it is read,
+        so another attempt (a retry, a resume after a crash) reads only the pages still missing."""
+        refs = []
         for f in self.files:
-            data = self.s.store.read(f["sha256"])
-            for p in range(f["pages"]):
-                loaders.append(partial(load_page, data, f["media_type"], p, pdf_dpi=self.s.settings.pdf_dpi))
-        total = len(loaders)
-        started = time.monotonic()
-        self.checkpoint(f"ocr 0/{total} pages", 0.0)
-        batch = self.s.ocr_pool.submit(self.claim, self.priority, loaders, lang, deadline=self.deadline)
+            data = self._file(f["sha256"])
+            refs += [PageRef(data, f["media_type"], p) for p in range(f["pages"])]
+        total = len(refs)
+        stored = json.loads(self.row["ocr_pages"]) if self.row["ocr_pages"] else {}
+        if isinstance(stored, list):  # kept whole by an earlier version
+            stored = dict(enumerate(stored))
         pages = [None] * total
+        for key, value in stored.items():
+            if 0 <= int(key) < total:
+                pages[int(key)] = ocr.PageText.from_dict(value)
+        todo = [i for i, page in enumerate(pages) if page is None]
+        if not todo:
+            logger.info("task %s: reusing the OCR of %d pages from an earlier attempt", self.task_id, total)
+            self.checkpoint(f"ocr {total}/{total} pages (reused)", OCR_SHARE)
+            return pages
+        if len(todo) < total:
+            logger.info("task %s: reusing the OCR of %d of %d pages from an earlier attempt", self.task_id,
+                        total - len(todo), total)
+        lang = self.options.get("lang", "eng")
+        started = time.monotonic()
+        done = total - len(todo)
+        self.checkpoint(f"ocr {done}/{total} pages", OCR_SHARE * done / total)
+        batch = self.s.ocr_pool.submit(self.claim, self.priority, [refs[i] for i in todo], lang, deadline=self.deadline)
         try:
-            for done in range(1, total + 1):
+            for _ in todo:
                 try:
-                    index, page, exc = batch.next_result(timeout=max(self.remaining(), 0.001))
+                    position, page, exc = batch.next_result(timeout=max(self.remaining(), 0.001))
                 except queue.Empty:
                     raise TaskTimedOut("task passed its deadline during OCR", stage="ocr") from None
+                index = todo[position]
                 if exc is not None:
                     if isinstance(exc, TaskError):
                         raise exc
                     raise PermanentError(f"page {index + 1} could not be read: {exc}", stage="ocr") from exc
                 pages[index] = page
-                done_pages = [p.to_dict() for p in pages] if done == total else None
-                self.checkpoint(f"ocr {done}/{total} pages", OCR_SHARE * done / total, ocr_pages=done_pages)
+                done += 1
+                self.checkpoint(f"ocr {done}/{total} pages", OCR_SHARE * done / total,
+                                ocr_page=(index, page.to_dict()))
         finally:
             batch.abort()
         self._timed("ocr", started)
         return pages
+
+    def _file(self, sha256: str) -> bytes:
+        try:
+            return self.s.store.read(sha256)
+        except FileNotFoundError:
+            raise PermanentError("the uploaded file is no longer stored (DOCPROC_FILE_RETENTION)", stage="ocr") from None
+        except OSError as e:
+            raise TransientError(f"the uploaded file cannot be read now: {e}", stage="ocr") from None
 
     # -- extraction ----------------------------------------------------------------------
     def _ask(self, call, *args) -> Extraction:
