@@ -250,7 +250,8 @@ def test_a_missing_binary_is_permanent(tmp_path, receipt):
 
 
 def test_16_bit_samples_are_stretched_not_clipped():
-    page = Image.new("I;16", (64, 16), 60000)
-    page.paste(3000, (10, 4, 30, 12))  # ink at 3000 of 65535: still "white" if clipped to 8 bits
+    page = Image.new("I;16", (700, 700), 60000)
+    page.paste(3000, (100, 100, 300, 200))  # ink at 3000 of 65535: still "white" if clipped to 8 bits
     gray = ocr.prepare(page)
-    assert gray.mode == "L" and gray.getpixel((20, 8)) == 0 and gray.getpixel((50, 8)) == 255
+    assert gray.mode == "L" and gray.size == (700, 700)
+    assert gray.getpixel((200, 150)) == 0 and gray.getpixel((500, 500)) == 255
