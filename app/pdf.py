@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import ctypes
 import math
+from array import array
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy
 import pypdfium2 as pdfium
 import pypdfium2.raw as c
 from PIL import Image
@@ -23,8 +25,8 @@ from .ocr import PageText, union_box
 _LOCK = threading.Lock()
 
 MIN_SIDE_PX = 16
-FULL_TEXT_CHARS = 200  # visible characters that make a text page even over a background image
-IMAGE_COVER = 0.5  # an image over this share of the page makes it a scan (or a photo) unless it has real text
+IMAGE_COVER = 0.5  # an image over this share of the page may be a scan: its ink is then checked
+INK_OUTSIDE_TEXT = 0.25  # a page whose ink lies this much outside the text layer's boxes is read by OCR
 GOOD_OCR_LAYER = 0.9  # an invisible (OCR) layer is kept when this share of its words look like words:
 # clean text layers score 0.97 or more, tesseract's on a clean scan about as much, and ten misread
 # characters in a hundred bring a text down to about 0.9
@@ -54,7 +56,8 @@ def scale_for(width_pt: float, height_pt: float, dpi: int, max_pixels: int | Non
     scale = dpi / 72
     if max_pixels and width_pt * height_pt * scale * scale > max_pixels:
         scale = math.sqrt(max_pixels / (width_pt * height_pt))
-    return scale
+    # A hair less, so that a size that is whole (792 pt at 150 dpi: 1650 px) is not rounded up by float error.
+    return scale * (1 - 1e-9)
 
 
 @dataclass
@@ -125,7 +128,7 @@ class Document:
                 lines, sample_invisible = _text_lines(textpage, to_px)
             finally:
                 textpage.close()
-            if not _is_real_text(page, lines, sample_invisible, width * height):
+            if not _is_real_text(page, lines, sample_invisible, width * height, to_px):
                 return TextLayer(None, fields)
         lines = _with_field_values(lines, fields)
         text = "\n".join(line["text"] for line in lines)
@@ -265,7 +268,7 @@ def _text_lines(textpage, to_px: _PageToPixels) -> tuple[list[dict], float]:
 
 
 def _decode(units) -> str:
-    return (ctypes.c_ushort * len(units))(*units).__bytes__().decode("utf-16-le", "replace")
+    return array("H", units).tobytes().decode("utf-16-le", "replace")
 
 
 def _line(words: list[dict]) -> dict:
@@ -273,11 +276,10 @@ def _line(words: list[dict]) -> dict:
             "confidence": 100.0, "words": words}
 
 
-def _is_real_text(page, lines: list[dict], invisible_share: float, area: float) -> bool:
+def _is_real_text(page, lines: list[dict], invisible_share: float, area: float, to_px: "_PageToPixels") -> bool:
     """Whether the layer is the page's text (born-digital, or a good OCR layer) rather than a scan to read."""
     text = " ".join(line["text"] for line in lines)
-    chars = sum(not ch.isspace() for ch in text)
-    if chars == 0:
+    if not text.strip():
         return False
     quality = textcheck.word_likeness(text)
     if invisible_share >= 0.5:
@@ -285,8 +287,29 @@ def _is_real_text(page, lines: list[dict], invisible_share: float, area: float) 
         return quality >= GOOD_OCR_LAYER
     if quality < GOOD_TEXT:
         return False
-    # Little visible text is real unless a big image holds the rest (a scan with a stamp or a page number).
-    return chars >= FULL_TEXT_CHARS or not _has_cover_image(page, area)
+    # Visible text over a page-sized image (a scan with a stamp or a page number added, or a
+    # letterhead background): real when the text accounts for the ink on the page.
+    return not _has_cover_image(page, area) or _ink_outside(page, lines, to_px) < INK_OUTSIDE_TEXT
+
+
+def _ink_outside(page, lines: list[dict], to_px: "_PageToPixels") -> float:
+    """Share of the page's dark pixels (rendered small) that no text box covers."""
+    width, height = page.get_size()
+    scale = 0.5  # 36 dpi: enough to see where ink is
+    bitmap = page.render(scale=scale, grayscale=True, may_draw_forms=True)
+    try:
+        ink = numpy.asarray(bitmap.to_pil()) < 128
+    finally:
+        bitmap.close()
+    total = int(ink.sum())
+    if not total:
+        return 0.0
+    fx, fy = ink.shape[1] / to_px.size[0], ink.shape[0] / to_px.size[1]
+    for line in lines:
+        l, t, r, b = line["box"]
+        pad = (b - t) * 0.5
+        ink[max(0, int((t - pad) * fy)):int((b + pad) * fy) + 1, max(0, int((l - pad) * fx)):int((r + pad) * fx) + 1] = False
+    return float(ink.sum()) / total
 
 
 def _has_cover_image(page, area: float) -> bool:
@@ -354,10 +377,16 @@ def _with_field_values(lines: list[dict], fields: list[dict]) -> list[dict]:
         if not field["value"] or field["box"] is None:
             continue
         box = field["box"]
-        parts = field["value"].split()
-        width = (box[2] - box[0]) / max(1, len(parts))
-        words = [{"text": part, "box": [round(box[0] + n * width), box[1], round(box[0] + (n + 1) * width), box[3]],
-                  "confidence": 100.0} for n, part in enumerate(parts)]
+        # Where each word is drawn, estimated: text starts at the field's left, glyphs about half as wide
+        # as the field is tall, squeezed to fit.
+        value = " ".join(field["value"].split())
+        step = min(0.55 * (box[3] - box[1]), (box[2] - box[0]) / max(1, len(value)))
+        words, at = [], 0
+        for part in value.split(" "):
+            left = box[0] + at * step
+            words.append({"text": part, "box": [round(left), box[1], round(left + len(part) * step), box[3]],
+                          "confidence": 100.0})
+            at += len(part) + 1
         same_row = [line for line in lines if _overlap(line["box"], box) >= 0.5]
         if same_row:
             line = same_row[0]

@@ -126,3 +126,88 @@ def _heic(image: Image.Image) -> bytes:
     buf = io.BytesIO()
     from_pillow(image).save(buf, quality=92)
     return buf.getvalue()
+
+
+# -- PDFs --------------------------------------------------------------------------------------
+def text_pdf(pages: list[list[str]], *, size=(612, 792), font_size=14, invisible: bool = False,
+             under: list[Image.Image] | None = None) -> bytes:
+    """A PDF whose pages carry these lines as real text (Helvetica), as a word processor writes it.
+
+    invisible: the text is drawn in render mode 3 (as OCR layers are), over `under` page images.
+    """
+    import ctypes
+
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as c
+
+    pdf = pdfium.PdfDocument.new()
+    font = c.FPDFText_LoadStandardFont(pdf, b"Helvetica")
+    for n, lines in enumerate(pages):
+        page = pdf.new_page(*size)
+        if under is not None:
+            image = pdfium.PdfImage.new(pdf)
+            bitmap = pdfium.PdfBitmap.from_pil(under[n].convert("RGB"))
+            image.set_bitmap(bitmap)
+            image.set_matrix(pdfium.PdfMatrix().scale(*size))
+            page.insert_obj(image)
+        for i, line in enumerate(lines):
+            obj = c.FPDFPageObj_CreateTextObj(pdf, font, font_size)
+            units = (line + "\0").encode("utf-16-le")
+            c.FPDFText_SetText(obj, ctypes.cast(ctypes.create_string_buffer(units, len(units)),
+                                                ctypes.POINTER(c.FPDF_WCHAR)))
+            if invisible:
+                c.FPDFTextObj_SetTextRenderMode(obj, c.FPDF_TEXTRENDERMODE_INVISIBLE)
+            c.FPDFPageObj_Transform(obj, 1, 0, 0, 1, 72, size[1] - 72 - i * font_size * 1.6)
+            c.FPDFPage_InsertObject(page, obj)
+        page.gen_content()
+    buf = io.BytesIO()
+    pdf.save(buf)
+    return buf.getvalue()
+
+
+def encrypted(pdf: bytes, *, user_password: str) -> bytes:
+    """The PDF encrypted by pypdf: with an empty user password it opens without one (owner password only)."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
+    writer.encrypt(user_password=user_password, owner_password="owner-secret", algorithm="RC4-128")  # AES would need the cryptography package
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def filled_form(labels: list[str], values: dict[str, str], *, size=(612, 792), font_size=14) -> bytes:
+    """A born-digital form: the labels as text, an AcroForm text field right of each, filled with values."""
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import (ArrayObject, BooleanObject, DictionaryObject, FloatObject, NameObject, NumberObject,
+                               TextStringObject)
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(text_pdf([labels], size=size, font_size=font_size))))
+    page = writer.pages[0]
+    helv = DictionaryObject({NameObject("/Type"): NameObject("/Font"), NameObject("/Subtype"): NameObject("/Type1"),
+                             NameObject("/BaseFont"): NameObject("/Helvetica")})
+    fields = ArrayObject()
+    for i, label in enumerate(labels):
+        name = label.rstrip(":")
+        if name not in values:
+            continue
+        y = size[1] - 72 - i * font_size * 1.6
+        field = DictionaryObject({
+            NameObject("/Type"): NameObject("/Annot"), NameObject("/Subtype"): NameObject("/Widget"),
+            NameObject("/FT"): NameObject("/Tx"), NameObject("/T"): TextStringObject(name),
+            NameObject("/V"): TextStringObject(values[name]), NameObject("/F"): NumberObject(4),
+            NameObject("/DA"): TextStringObject(f"/Helv {font_size} Tf 0 g"),
+            NameObject("/Rect"): ArrayObject([FloatObject(v) for v in (250, y - 4, 540, y + font_size + 2)]),
+            NameObject("/P"): page.indirect_reference,
+        })
+        ref = writer._add_object(field)
+        page.setdefault(NameObject("/Annots"), ArrayObject()).append(ref)
+        fields.append(ref)
+    writer._root_object[NameObject("/AcroForm")] = DictionaryObject({
+        NameObject("/Fields"): fields, NameObject("/NeedAppearances"): BooleanObject(True),
+        NameObject("/DA"): TextStringObject(f"/Helv {font_size} Tf 0 g"),
+        NameObject("/DR"): DictionaryObject({NameObject("/Font"): DictionaryObject({NameObject("/Helv"): helv})}),
+    })
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

@@ -12,6 +12,7 @@ from .. import ocr
 from ..pages import PageRef
 from ..errors import PermanentError, TaskCancelled, TaskError, TaskLost, TaskTimedOut, TransientError
 from ..extract.base import Extraction, LibraryEntry
+from ..extract.local import label_key
 
 logger = logging.getLogger(__name__)
 
@@ -203,5 +204,23 @@ def ocr_and_extract(ctx: TaskContext, kind: str) -> dict:
     pages = ctx.ocr_pages()
     text, records = page_summary(pages, ctx.options)
     extraction = ctx.extract(kind, [p.text for p in pages])
-    return {**extraction.data, "text": text, "pages": records, "extractor": extraction.extractor,
+    data = with_form_values(extraction.data, pages)
+    return {**data, "text": text, "pages": records, "extractor": extraction.extractor,
             **({"usage": extraction.usage} if extraction.usage else {})}
+
+
+def with_form_values(data: dict, pages) -> dict:
+    """The extraction with the values of filled PDF form fields in kv, exactly as the form holds them.
+
+    They are facts of the file, not guesses: they replace what an extractor read for the same key,
+    keyed as the extractor keys a printed label of that name, with their page and box as provenance.
+    """
+    filled = [(n, f) for n, page in enumerate(pages, 1) for f in page.form_fields if f["value"]]
+    if not filled:
+        return data
+    kv, provenance = dict(data.get("kv") or {}), dict(data.get("provenance") or {})
+    for number, field in filled:
+        key = label_key(field["name"])
+        kv[key] = field["value"]
+        provenance[key] = {"page": number, "box": field["box"]}
+    return {**data, "kv": kv, "provenance": provenance}
