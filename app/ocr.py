@@ -16,6 +16,7 @@ from pathlib import Path
 import pytesseract
 from PIL import Image, ImageOps
 
+from app import deskew
 from app.errors import PermanentError, TransientError
 
 logger = logging.getLogger(__name__)
@@ -181,14 +182,14 @@ class Tesseract:
         if missing:
             raise PermanentError(f"OCR language not installed: {', '.join(sorted(missing))}", stage="ocr")
         image = prepare(image, max_pixels=self.max_pixels)
-        first, first_pdf = self._recognise(image, lang, limit, layer is not None)
+        first, first_pdf = self._recognise_level(image, lang, limit, layer is not None)
         kept, kept_pdf = first, first_pdf
         if first.confidence < WEAK_CONFIDENCE or first.word_count < WEAK_WORDS:
             angle = self._orientation(image, limit)
             if angle:
                 # OSD's "rotate" is clockwise; PIL rotates counter-clockwise.
-                second, second_pdf = self._recognise(image.rotate(-angle, expand=True, fillcolor=255), lang, limit,
-                                                     layer is not None)
+                turned = image.rotate(-angle, expand=True, fillcolor=255)
+                second, second_pdf = self._recognise_level(turned, lang, limit, layer is not None)
                 second.rotation = angle
                 logger.debug("page turned %d degrees: score %.0f -> %.0f", angle, first.score, second.score)
                 if second.score > first.score:
@@ -196,6 +197,14 @@ class Tesseract:
         if layer is not None:
             _write_atomically(layer, kept_pdf)
         return kept
+
+    def _recognise_level(self, image: Image.Image, lang: str, limit: float,
+                         with_pdf: bool) -> tuple[PageText, bytes | None]:
+        """One reading of the page after its small skew is levelled (the angle goes in `deskew`)."""
+        angle = deskew.skew_angle(image)
+        page, pdf = self._recognise(deskew.level(image, angle) if angle else image, lang, limit, with_pdf)
+        page.deskew = angle
+        return page, pdf
 
     def _recognise(self, image: Image.Image, lang: str, limit: float, with_pdf: bool) -> tuple[PageText, bytes | None]:
         config = "-c tessedit_create_tsv=1 -c tessedit_create_txt=0" + (" -c textonly_pdf=1" if with_pdf else "")

@@ -300,3 +300,18 @@ def test_real_born_digital_pdfs_are_read_from_their_text_layer(svc, http):
             truth = json.loads(path.with_suffix(".json").read_text())[0]
             number = str(truth.get("invoice_number", ""))
             assert number.replace(" ", "") in task["result"]["text"].replace(" ", ""), (path.name, number)
+
+
+def test_a_skewed_scan_is_levelled_before_ocr(svc, http, tmp_path):
+    page = inputs.known_page((1275, 1650)).rotate(6.5, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255)
+    files = {"skewed.png": drawing.png_bytes(page),
+             "skewed-back.tif": inputs.save(inputs.known_page((1275, 1650)).rotate(
+                 -4, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255).convert("1"), "TIFF",
+                 compression="group4")}
+    results = run_all(http, svc.url, files)
+    for name, expected in (("skewed.png", -6.5), ("skewed-back.tif", 4.0)):
+        (read,) = results[name]["result"]["pages"]
+        assert read["deskew"] == pytest.approx(expected, abs=0.3), read["deskew"]
+        ours = inputs.accuracy(read["text"])
+        raw = inputs.accuracy(inputs.raw_tesseract(files[name], tmp_path, name))
+        assert ours >= raw - 0.01 and ours >= 0.95, (name, ours, raw)
