@@ -104,6 +104,11 @@ class Settings:
         return self.data_dir / "files"
 
     @property
+    def artifacts_dir(self) -> Path:
+        """Per task: OCR text layers, the searchable PDF, page previews."""
+        return self.data_dir / "tasks"
+
+    @property
     def effective_ocr_concurrency(self) -> int:
         return self.ocr_concurrency or (os.cpu_count() or 1)
 

@@ -177,6 +177,14 @@ class Database:
         ).fetchone()
         return jsonio.loads(row["result"]) if row else None
 
+    def same_work(self, tenant: str, content_hash: str | None) -> list[str]:
+        """Completed tasks of this tenant that did this work (the sources of a cached result), newest first."""
+        if not content_hash:
+            return []
+        return [r[0] for r in self.connection().execute(
+            "SELECT id FROM tasks WHERE tenant = ? AND content_hash = ? AND status = 'completed' AND files_purged = 0"
+            " ORDER BY completed_at DESC LIMIT 20", (tenant, content_hash))]
+
     def pending_counts(self, tenant: str) -> tuple[int, int]:
         """Unfinished tasks (all tenants, this tenant), for backpressure."""
         row = self.connection().execute(

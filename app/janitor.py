@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 import threading
 
+from .artifacts import TaskArtifacts
+
 logger = logging.getLogger(__name__)
 
 ORPHAN_GRACE = 3600.0  # a file no task names, older than this, was left by a crash mid-upload
@@ -47,17 +49,30 @@ class Janitor:
         removed = sum(self.store.delete_unless_pinned(h, self._still_needed(now)) for h in hashes)
         if purged_tasks:
             self.db.mark_files_purged(purged_tasks)
+        artifacts = TaskArtifacts(self.settings.artifacts_dir)
+        for task_id in purged_tasks:  # text layers and previews go with the files they were made from
+            artifacts.remove(task_id)
         deleted = self.db.delete_finished_tasks(now - self.settings.task_retention)
         orphans = 0
         for sha, mtime in list(self.store.all_hashes()):
             if mtime < now - ORPHAN_GRACE:
                 orphans += self.store.delete_unless_pinned(sha, self.db.file_is_referenced)
+        for task_id in artifacts.task_ids():  # what a deleted task (or a crash mid-write) left
+            if self.db.get_task(task_id) is None and self._older_than(artifacts.dir(task_id), now - ORPHAN_GRACE):
+                orphans += artifacts.remove(task_id)
         refilled = self.refill()
         report = {"expired": len(expired), "files_removed": removed, "tasks_deleted": deleted,
                   "orphans_removed": orphans, "refilled": refilled}
         if any(report.values()):
             logger.info("janitor: %s", report)
         return report
+
+    @staticmethod
+    def _older_than(path, cutoff: float) -> bool:
+        try:
+            return path.stat().st_mtime < cutoff
+        except OSError:
+            return False
 
     def _still_needed(self, now: float):
         cutoff = now - self.settings.file_retention

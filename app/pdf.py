@@ -22,7 +22,7 @@ from .errors import BadInput, PermanentError
 from .ocr import PageText, union_box
 
 # pdfium keeps global state (its last error among it) and is not thread-safe, even across documents.
-_LOCK = threading.Lock()
+LOCK = threading.Lock()
 
 MIN_SIDE_PX = 16
 IMAGE_COVER = 0.5  # an image over this share of the page may be a scan: its ink is then checked
@@ -78,16 +78,16 @@ class Document:
         self.pdf.init_forms()
 
     def __len__(self) -> int:
-        with _LOCK:
+        with LOCK:
             return len(self.pdf)
 
     def close(self) -> None:
-        with _LOCK:
+        with LOCK:
             self.pdf.close()
 
     @contextmanager
     def _page(self, index: int):
-        with _LOCK:
+        with LOCK:
             if not 0 <= index < len(self.pdf):
                 raise PermanentError(f"the PDF has no page {index + 1}", stage="ocr")
             try:
@@ -156,7 +156,7 @@ def inspect(data: bytes, *, max_pages: int) -> int:
     except PdfProblem as e:
         raise BadInput(400, e.code, e.message) from None
     try:
-        with _LOCK:
+        with LOCK:
             pages = len(doc.pdf)
             if pages == 0:
                 raise BadInput(400, "corrupt_pdf", "the PDF has no pages")
@@ -176,7 +176,7 @@ def inspect(data: bytes, *, max_pages: int) -> int:
 
 def _load(data: bytes) -> Document:
     buffer = ctypes.create_string_buffer(data, len(data))
-    with _LOCK:
+    with LOCK:
         raw = c.FPDF_LoadMemDocument64(buffer, len(data), None)
         if not raw:
             # Read under the lock, right after this load failed: the reason is this file's.

@@ -7,8 +7,10 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 
+from .artifacts import TaskArtifacts
 from .config import Settings
 from .db import Database
+from .documents import Documents
 from .events import TaskEvents
 from .intake import InspectionCache
 from .metrics import Metrics
@@ -40,6 +42,7 @@ class Runtime:
     metrics: Metrics | None = None
     inspections: InspectionCache = field(default_factory=InspectionCache)
     webhooks: WebhookSender | None = None
+    documents: Documents | None = None
 
     @property
     def accepting(self) -> bool:
@@ -81,7 +84,8 @@ def build_runtime(settings: Settings, *, clock=time.time, extractor=None) -> Run
     pool = WorkerPool(settings, services, queue, events, clock=clock, companions=[webhooks])
     rt = Runtime(settings=settings, db=db, store=store, queue=queue, events=events, ocr_engine=engine,
                  ocr_pool=ocr_pool, extractor=extractor, pool=pool, clock=clock, started_at=clock(),
-                 metrics=metrics, webhooks=webhooks)
+                 metrics=metrics, webhooks=webhooks,
+                 documents=Documents(db, store, TaskArtifacts(settings.artifacts_dir), reader))
     metrics.watch(rt)
     return rt
 

@@ -8,10 +8,10 @@ def runtime():
 
 
 def init_app(app) -> None:
-    from . import batches, errors, health, tasks, web
+    from . import batches, documents, errors, health, tasks, web
 
     errors.init_app(app)
-    for module in (tasks, batches, health):
+    for module in (tasks, documents, batches, health):
         app.register_blueprint(module.bp)
     from . import docs, events, metrics
 

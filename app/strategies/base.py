@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 
 from .. import ocr
+from ..artifacts import TaskArtifacts
 from ..pages import PageRef
 from ..errors import PermanentError, TaskCancelled, TaskError, TaskLost, TaskTimedOut, TransientError
 from ..extract.base import Extraction, LibraryEntry
@@ -74,9 +75,11 @@ class TaskContext:
         """OCR every page of every file through the shared, fair OCR slots; each page is kept as it is read,
         so another attempt (a retry, a resume after a crash) reads only the pages still missing."""
         refs = []
+        artifacts = TaskArtifacts(self.s.settings.artifacts_dir)
         for f in self.files:
             data = self._file(f["sha256"])
-            refs += [PageRef(data, f["media_type"], p) for p in range(f["pages"])]
+            refs += [PageRef(data, f["media_type"], p, layer=artifacts.layer(self.task_id, len(refs) + p))
+                     for p in range(f["pages"])]
         total = len(refs)
         stored = json.loads(self.row["ocr_pages"]) if self.row["ocr_pages"] else {}
         if isinstance(stored, list):  # kept whole by an earlier version
