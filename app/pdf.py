@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import re
 from array import array
 import threading
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from .ocr import PageText, union_box
 LOCK = threading.Lock()
 
 MIN_SIDE_PX = 16
+FULL_TEXT_CHARS = 600  # visible characters that make a page of text (a stamp on a scan has a few dozen)
 IMAGE_COVER = 0.5  # an image over this share of the page may be a scan: its ink is then checked
 INK_OUTSIDE_TEXT = 0.25  # a page whose ink lies this much outside the text layer's boxes is read by OCR
 GOOD_OCR_LAYER = 0.9  # an invisible (OCR) layer is kept when this share of its words look like words:
@@ -32,7 +34,7 @@ GOOD_OCR_LAYER = 0.9  # an invisible (OCR) layer is kept when this share of its 
 # characters in a hundred bring a text down to about 0.9
 GOOD_TEXT = 0.5  # visible text below this share is a broken font encoding: read the page instead
 _SAMPLE = 64  # characters sampled for their render mode
-_HYPHEN, _HYPHENS = 0x2D, {0x02, 0xFFFE}  # pdfium's marks for a hyphen that breaks a word
+_HYPHENS = {0x02: "-", 0xFFFE: "-"}  # pdfium's marks for a hyphen that breaks a word
 
 _LOAD_ERRORS = {
     c.FPDF_ERR_FILE: "the file could not be read as a PDF",
@@ -225,46 +227,36 @@ def _text_lines(textpage, to_px: _PageToPixels) -> tuple[list[dict], float]:
         codes = buffer[:count]  # one UTF-16 unit per character: indexes agree
     else:
         codes = [c.FPDFText_GetUnicode(textpage, i) for i in range(count)]
-    codes = [_HYPHEN if code in _HYPHENS else code for code in codes]
+    # One str character per pdfium character (a surrogate pair stays two, as pdfium counts it).
+    text = "".join(map(chr, codes)).translate(_HYPHENS)
     rect = c.FS_RECTF()
     lines: list[dict] = []
-    words: list[dict] = []
-    start = None
-
-    def end_word(stop: int) -> None:
-        nonlocal start
-        if start is None:
-            return
-        text = _decode(codes[start:stop])
-        c.FPDFText_GetLooseCharBox(textpage, start, rect)
-        first = (rect.left, rect.bottom, rect.right, rect.top)
-        c.FPDFText_GetLooseCharBox(textpage, stop - 1, rect)
-        left, right = min(first[0], rect.left), max(first[2], rect.right)
-        bottom, top = min(first[1], rect.bottom), max(first[3], rect.top)
-        words.append({"text": text, "box": to_px.box(left, bottom, right, top), "confidence": 100.0})
-        start = None
-
-    def end_line() -> None:
+    for line in _LINE.finditer(text):
+        words = []
+        for word in _WORD.finditer(text, line.start(), line.end()):
+            first, last = word.start(), word.end() - 1
+            c.FPDFText_GetLooseCharBox(textpage, first, rect)
+            left, bottom, right, top = rect.left, rect.bottom, rect.right, rect.top
+            c.FPDFText_GetLooseCharBox(textpage, last, rect)
+            box = to_px.box(min(left, rect.left), min(bottom, rect.bottom), max(right, rect.right), max(top, rect.top))
+            words.append({"text": _SURROGATES.sub(_pair, word.group()), "box": box, "confidence": 100.0})
         if words:
-            lines.append(_line(list(words)))
-            words.clear()
-
-    for i, code in enumerate(codes):
-        if code in (10, 13):
-            end_word(i)
-            end_line()
-        elif code <= 32 or code in (0xA0, 0xFEFF) or chr(code).isspace():
-            end_word(i)
-        elif start is None:
-            start = i
-    end_word(len(codes))
-    end_line()
-    visible = [i for i, code in enumerate(codes) if code > 32]
+            lines.append(_line(words))
+    visible = [m.start() for m in _WORD.finditer(text)]
     sample = visible[:: max(1, len(visible) // _SAMPLE)][:_SAMPLE]
     invisible = sum(
         c.FPDFTextObj_GetTextRenderMode(c.FPDFText_GetTextObject(textpage, i)) == c.FPDF_TEXTRENDERMODE_INVISIBLE
         for i in sample)
     return lines, invisible / len(sample) if sample else 0.0
+
+
+_LINE = re.compile(r"[^\r\n]+")
+_WORD = re.compile(r"[^\s\x00-\x1f\u00a0\ufeff]+")
+_SURROGATES = re.compile(r"[\ud800-\udbff][\udc00-\udfff]")
+
+
+def _pair(match: re.Match) -> str:
+    return match.group().encode("utf-16-le", "surrogatepass").decode("utf-16-le")
 
 
 def _decode(units) -> str:
@@ -287,7 +279,9 @@ def _is_real_text(page, lines: list[dict], invisible_share: float, area: float, 
         return quality >= GOOD_OCR_LAYER
     if quality < GOOD_TEXT:
         return False
-    # Visible text over a page-sized image (a scan with a stamp or a page number added, or a
+    if sum(len(line["text"]) for line in lines) >= FULL_TEXT_CHARS:
+        return True  # a page of visible text is the page, whatever lies under it
+    # Some visible text over a page-sized image (a scan with a stamp or a page number added, or a
     # letterhead background): real when the text accounts for the ink on the page.
     return not _has_cover_image(page, area) or _ink_outside(page, lines, to_px) < INK_OUTSIDE_TEXT
 

@@ -71,7 +71,7 @@ def build_runtime(settings: Settings, *, clock=time.time, extractor=None) -> Run
     events = TaskEvents()
     engine = Tesseract(timeout=settings.ocr_timeout, max_pixels=settings.ocr_max_pixels)
     reader = PageReader(engine, pdf_dpi=settings.pdf_dpi)
-    ocr_pool = OcrPool(reader.read, settings.effective_ocr_concurrency, clock=clock)
+    ocr_pool = OcrPool(reader.read, settings.effective_ocr_concurrency, clock=clock, on_stop=engine.close)
     extractor = extractor or make_extractor(settings)
     llm_slots = threading.BoundedSemaphore(settings.llm_concurrency) if settings.uses_llm else None
     metrics = Metrics()

@@ -102,6 +102,8 @@ def serve(settings: Settings | None = None) -> int:
         received.append(signum)
         if len(received) > 1:
             os.write(2, b"docproc: second signal, exiting now\n")
+            service.rt.ocr_pool.kill_running()  # no tesseract may outlive the service, nor its input files
+            service.rt.ocr_engine.close()
             os._exit(1)
         stop.set()
 

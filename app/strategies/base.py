@@ -101,6 +101,7 @@ class TaskContext:
         done = total - len(todo)
         self.checkpoint(f"ocr {done}/{total} pages", OCR_SHARE * done / total)
         batch = self.s.ocr_pool.submit(self.claim, self.priority, [refs[i] for i in todo], lang, deadline=self.deadline)
+        finished = False
         try:
             for _ in todo:
                 try:
@@ -116,8 +117,10 @@ class TaskContext:
                 done += 1
                 self.checkpoint(f"ocr {done}/{total} pages", OCR_SHARE * done / total,
                                 ocr_page=(index, page.to_dict()))
+            finished = True
         finally:
-            batch.abort()
+            # A cancel, the deadline or a failed page: the task's pages still in tesseract stop now.
+            batch.abort(kill=not finished)
         self._timed("ocr", started)
         return pages
 
