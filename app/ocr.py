@@ -164,11 +164,19 @@ class Tesseract:
         return self._languages
 
     def close(self) -> None:
-        """Remove the private directory (runs still going lose their files and fail)."""
-        with self._workdir_lock:
-            if self._workdir is not None:
-                shutil.rmtree(self._workdir, ignore_errors=True)
-                self._workdir = None
+        """Remove the private directory (runs still going lose their files and fail).
+
+        Also called from a signal handler, which may have interrupted a thread holding the lock:
+        it waits for the lock a moment only.
+        """
+        locked = self._workdir_lock.acquire(timeout=1.0)
+        try:
+            workdir, self._workdir = self._workdir, None
+        finally:
+            if locked:
+                self._workdir_lock.release()
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
 
     def read(self, image: Image.Image, lang: str = "eng", *, timeout: float | None = None,
              layer: Path | None = None) -> PageText:

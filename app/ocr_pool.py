@@ -25,6 +25,9 @@ from typing import Callable
 
 logger = logging.getLogger(__name__)
 
+REAP_SECONDS = 30.0  # at most this long a stopped page's slot is watched for a tesseract it starts late
+REAP_INTERVAL = 0.02
+
 
 @dataclass
 class _PageJob:
@@ -109,7 +112,23 @@ class OcrPool:
             slots = [(tid, batch) for tid, batch in self._running.items() if which(batch)]
             for _, batch in slots:
                 batch.aborted = True
-        return sum(_kill_children(tid) for tid, _ in slots)
+        killed = sum(_kill_children(tid) for tid, _ in slots)
+        if slots:
+            threading.Thread(target=self._reap, args=(slots,), name="docproc-ocr-reaper", daemon=True).start()
+        return killed
+
+    def _reap(self, slots: list) -> None:
+        # A slot between two runs (decoding, levelling, before OSD) had no tesseract to kill yet: keep
+        # killing what it starts until it lets go of the stopped page, which is soon.
+        end = time.monotonic() + REAP_SECONDS
+        while time.monotonic() < end:
+            with self._cond:
+                left = [tid for tid, batch in slots if self._running.get(tid) is batch]
+            if not left:
+                return
+            for tid in left:
+                _kill_children(tid)
+            time.sleep(REAP_INTERVAL)
 
     def submit(self, key: str, priority: int, pages: list, lang: str,
                deadline: float | None = None) -> PageBatch:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from .. import ocr
 from ..artifacts import TaskArtifacts
+from ..ocr_pool import PageAborted
 from ..pages import PageRef
 from ..errors import PermanentError, TaskCancelled, TaskError, TaskLost, TaskTimedOut, TransientError
 from ..extract.base import Extraction, LibraryEntry
@@ -109,6 +110,10 @@ class TaskContext:
                 except queue.Empty:
                     raise TaskTimedOut("task passed its deadline during OCR", stage="ocr") from None
                 index = todo[position]
+                if isinstance(exc, PageAborted):
+                    # Stopped from outside (shutdown, a cancel): say why, and write no outcome of our own.
+                    self.checkpoint(f"ocr {done}/{total} pages", OCR_SHARE * done / total)
+                    raise TaskLost(self.task_id)
                 if exc is not None:
                     if isinstance(exc, TaskError):
                         raise exc
