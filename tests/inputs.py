@@ -12,6 +12,7 @@ from pathlib import Path
 from PIL import Image
 
 import drawing
+from bench import corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWN_LINES = [
@@ -129,42 +130,7 @@ def _heic(image: Image.Image) -> bytes:
 
 
 # -- PDFs --------------------------------------------------------------------------------------
-def text_pdf(pages: list[list[str]], *, size=(612, 792), font_size=14, invisible: bool = False,
-             under: list[Image.Image] | None = None) -> bytes:
-    """A PDF whose pages carry these lines as real text (Helvetica), as a word processor writes it.
-
-    invisible: the text is drawn in render mode 3 (as OCR layers are), over `under` page images.
-    """
-    import ctypes
-
-    import pypdfium2 as pdfium
-    import pypdfium2.raw as c
-
-    pdf = pdfium.PdfDocument.new()
-    font = c.FPDFText_LoadStandardFont(pdf, b"Helvetica")
-    for n, lines in enumerate(pages):
-        page = pdf.new_page(*size)
-        if under is not None:
-            image = pdfium.PdfImage.new(pdf)
-            bitmap = pdfium.PdfBitmap.from_pil(under[n].convert("RGB"))
-            image.set_bitmap(bitmap)
-            image.set_matrix(pdfium.PdfMatrix().scale(*size))
-            page.insert_obj(image)
-        for i, line in enumerate(lines):
-            obj = c.FPDFPageObj_CreateTextObj(pdf, font, font_size)
-            units = (line + "\0").encode("utf-16-le")
-            c.FPDFText_SetText(obj, ctypes.cast(ctypes.create_string_buffer(units, len(units)),
-                                                ctypes.POINTER(c.FPDF_WCHAR)))
-            if invisible:
-                c.FPDFTextObj_SetTextRenderMode(obj, c.FPDF_TEXTRENDERMODE_INVISIBLE)
-            c.FPDFPageObj_Transform(obj, 1, 0, 0, 1, 72, size[1] - 72 - i * font_size * 1.6)
-            c.FPDFPage_InsertObject(page, obj)
-        page.gen_content()
-    buf = io.BytesIO()
-    pdf.save(buf)
-    return buf.getvalue()
-
-
+text_pdf = corpus.text_pdf  # born-digital PDFs: the benchmark makes them too
 def encrypted(pdf: bytes, *, user_password: str) -> bytes:
     """The PDF encrypted by pypdf: with an empty user password it opens without one (owner password only)."""
     from pypdf import PdfReader, PdfWriter
