@@ -8,7 +8,6 @@ from __future__ import annotations
 import ctypes
 import math
 import re
-from array import array
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,8 +18,9 @@ import pypdfium2.raw as c
 from PIL import Image
 
 from . import textcheck
+from .pdf_forms import form_fields, line_of, with_field_values
 from .errors import BadInput, PermanentError
-from .ocr import PageText, union_box
+from .ocr import PageText
 
 # pdfium keeps global state (its last error among it) and is not thread-safe, even across documents.
 LOCK = threading.Lock()
@@ -124,7 +124,7 @@ class Document:
             scale = scale_for(width, height, dpi, max_pixels)
             size = (math.ceil(width * scale), math.ceil(height * scale))
             to_px = _PageToPixels(page, size)
-            fields = _form_fields(self.pdf, page, to_px)
+            fields = form_fields(self.pdf, page, to_px)
             textpage = page.get_textpage()
             try:
                 lines, sample_invisible = _text_lines(textpage, to_px)
@@ -132,7 +132,7 @@ class Document:
                 textpage.close()
             if not _is_real_text(page, lines, sample_invisible, width * height, to_px):
                 return TextLayer(None, fields)
-        lines = _with_field_values(lines, fields)
+        lines = with_field_values(lines, fields)
         text = "\n".join(line["text"] for line in lines)
         return TextLayer(PageText(text=text, confidence=100.0, source="pdf_text", width=size[0], height=size[1],
                                   lines=lines, form_fields=fields), fields)
@@ -241,7 +241,7 @@ def _text_lines(textpage, to_px: _PageToPixels) -> tuple[list[dict], float]:
             box = to_px.box(min(left, rect.left), min(bottom, rect.bottom), max(right, rect.right), max(top, rect.top))
             words.append({"text": _SURROGATES.sub(_pair, word.group()), "box": box, "confidence": 100.0})
         if words:
-            lines.append(_line(words))
+            lines.append(line_of(words))
     visible = [m.start() for m in _WORD.finditer(text)]
     sample = visible[:: max(1, len(visible) // _SAMPLE)][:_SAMPLE]
     invisible = sum(
@@ -257,15 +257,6 @@ _SURROGATES = re.compile(r"[\ud800-\udbff][\udc00-\udfff]")
 
 def _pair(match: re.Match) -> str:
     return match.group().encode("utf-16-le", "surrogatepass").decode("utf-16-le")
-
-
-def _decode(units) -> str:
-    return array("H", units).tobytes().decode("utf-16-le", "replace")
-
-
-def _line(words: list[dict]) -> dict:
-    return {"text": " ".join(w["text"] for w in words), "box": union_box([w["box"] for w in words]),
-            "confidence": 100.0, "words": words}
 
 
 def _is_real_text(page, lines: list[dict], invisible_share: float, area: float, to_px: "_PageToPixels") -> bool:
@@ -316,83 +307,3 @@ def _has_cover_image(page, area: float) -> bool:
             if (right.value - left.value) * (top.value - bottom.value) >= IMAGE_COVER * area:
                 return True
     return False
-
-
-# -- AcroForm fields ------------------------------------------------------------------------
-_VALUE_FIELDS = {c.FPDF_FORMFIELD_TEXTFIELD, c.FPDF_FORMFIELD_COMBOBOX, c.FPDF_FORMFIELD_LISTBOX}
-_CHOICE_FIELDS = {c.FPDF_FORMFIELD_CHECKBOX, c.FPDF_FORMFIELD_RADIOBUTTON}
-
-
-def _form_fields(pdf, page, to_px: _PageToPixels) -> list[dict]:
-    """The page's fillable fields in order: [{name, value, box}], value "" when blank (unchecked)."""
-    form = pdf.formenv
-    if form is None:
-        return []
-    out: dict[str, dict] = {}
-    rect = c.FS_RECTF()
-    for i in range(c.FPDFPage_GetAnnotCount(page)):
-        annot = c.FPDFPage_GetAnnot(page, i)
-        if not annot:
-            continue
-        try:
-            if c.FPDFAnnot_GetSubtype(annot) != c.FPDF_ANNOT_WIDGET:
-                continue
-            kind = c.FPDFAnnot_GetFormFieldType(form, annot)
-            if kind not in _VALUE_FIELDS | _CHOICE_FIELDS:
-                continue
-            name = _annot_string(c.FPDFAnnot_GetFormFieldName, form, annot).strip()
-            if not name:
-                continue
-            if kind in _CHOICE_FIELDS:
-                value = _annot_string(c.FPDFAnnot_GetFormFieldValue, form, annot) if c.FPDFAnnot_IsChecked(form, annot) else ""
-            else:
-                value = _annot_string(c.FPDFAnnot_GetFormFieldValue, form, annot)
-            box = to_px.box(rect.left, rect.bottom, rect.right, rect.top) if c.FPDFAnnot_GetRect(annot, rect) else None
-            if name not in out or (value and not out[name]["value"]):
-                out[name] = {"name": name, "value": value.strip(), "box": box}
-        finally:
-            c.FPDFPage_CloseAnnot(annot)
-    return list(out.values())
-
-
-def _annot_string(func, form, annot) -> str:
-    size = func(form, annot, None, 0)
-    if size <= 2:
-        return ""
-    buffer = (ctypes.c_ushort * (size // 2))()
-    func(form, annot, buffer, size)
-    return _decode(buffer[: size // 2 - 1])
-
-
-def _with_field_values(lines: list[dict], fields: list[dict]) -> list[dict]:
-    """Filled values placed in the text where they are drawn: beside their label's line, or as lines of their own."""
-    lines = [dict(line, words=list(line["words"])) for line in lines]
-    for field in fields:
-        if not field["value"] or field["box"] is None:
-            continue
-        box = field["box"]
-        # Where each word is drawn, estimated: text starts at the field's left, glyphs about half as wide
-        # as the field is tall, squeezed to fit.
-        value = " ".join(field["value"].split())
-        step = min(0.55 * (box[3] - box[1]), (box[2] - box[0]) / max(1, len(value)))
-        words, at = [], 0
-        for part in value.split(" "):
-            left = box[0] + at * step
-            words.append({"text": part, "box": [round(left), box[1], round(left + len(part) * step), box[3]],
-                          "confidence": 100.0})
-            at += len(part) + 1
-        same_row = [line for line in lines if _overlap(line["box"], box) >= 0.5]
-        if same_row:
-            line = same_row[0]
-            line["words"] = sorted(line["words"] + words, key=lambda w: w["box"][0])
-            lines[lines.index(line)] = _line(line["words"])
-        else:
-            at = next((n for n, line in enumerate(lines) if line["box"][1] > box[1]), len(lines))
-            lines.insert(at, _line(words))
-    return lines
-
-
-def _overlap(a: list[int], b: list[int]) -> float:
-    """Vertical overlap of two boxes as a share of the shorter one."""
-    shared = min(a[3], b[3]) - max(a[1], b[1])
-    return shared / max(1, min(a[3] - a[1], b[3] - b[1]))
