@@ -177,6 +177,11 @@ class Database:
         ).fetchone()
         return jsonio.loads(row["result"]) if row else None
 
+    def cancel_requested(self, task_id: str) -> bool:
+        """Whether a cancel was asked for (read while a task waits on its pages)."""
+        row = self.connection().execute("SELECT cancel_requested FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        return bool(row and row[0])
+
     def same_work(self, tenant: str, content_hash: str | None) -> list[str]:
         """Completed tasks of this tenant that did this work (the sources of a cached result), newest first."""
         if not content_hash:

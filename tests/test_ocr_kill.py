@@ -113,3 +113,21 @@ def test_shutdown_leaves_no_tesseract_behind(tmp_path, signals):
             assert status == "pending"  # returned for the next start
     finally:
         srv.kill()
+
+
+def test_a_cancel_stops_the_running_tesseract_at_once(tmp_path, start_service):
+    from app import create_app
+    from conftest import make_settings, wait_for
+
+    service = start_service(create_app(make_settings(tmp_path, workers=1, ocr_concurrency=1)))
+    with requests.Session() as http:
+        r = http.post(service.url + "/api/tasks", data={"type": "document"},
+                      files={"file": ("big.tif", drawing.tiff_bytes([HEAVY] * 3))})
+        url = service.url + r.headers["Location"]
+        until(lambda: tesseracts(parent=os.getpid()), 30, "tesseract running")
+        began = time.monotonic()
+        assert http.delete(url).status_code == 202
+        task = wait_for(http, url)
+        took = time.monotonic() - began
+    assert task["status"] == "cancelled" and took < 3.0, (task["status"], took)  # a page alone takes ~5 s
+    until(lambda: not tesseracts(parent=os.getpid()), 3, "no tesseract left")

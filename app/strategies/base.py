@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 OCR_SHARE = 0.8  # progress 0..0.8 is OCR, the rest extraction
 DEADLINE_SLACK = 0.05  # seconds: a request cut at the deadline may return a hair before it
+CANCEL_POLL = 0.5  # seconds: while pages are in tesseract, a cancel is looked for this often
 
 
 @dataclass
@@ -104,11 +105,17 @@ class TaskContext:
         batch = self.s.ocr_pool.submit(self.claim, self.priority, [refs[i] for i in todo], lang, deadline=self.deadline)
         finished = False
         try:
-            for _ in todo:
+            received = 0
+            while received < len(todo):
                 try:
-                    position, page, exc = batch.next_result(timeout=max(self.remaining(), 0.001))
+                    position, page, exc = batch.next_result(timeout=min(max(self.remaining(), 0.001), CANCEL_POLL))
                 except queue.Empty:
-                    raise TaskTimedOut("task passed its deadline during OCR", stage="ocr") from None
+                    if self.remaining() <= 0:
+                        raise TaskTimedOut("task passed its deadline during OCR", stage="ocr") from None
+                    if self.s.db.cancel_requested(self.task_id):
+                        raise TaskCancelled(self.task_id) from None  # its tesseracts are killed below
+                    continue
+                received += 1
                 index = todo[position]
                 if isinstance(exc, PageAborted):
                     # Stopped from outside (shutdown, a cancel): say why, and write no outcome of our own.
