@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import sys
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ from pathlib import Path
 import click
 
 from . import auth
-from .models import TASK_TYPES
+from .models import TASK_TYPES, is_uuid
 
 EXIT_CODES = """\b
 Exit codes:
@@ -26,7 +25,6 @@ Exit codes:
   5  authentication error (HTTP 401: missing or invalid API key)
 """
 
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -295,7 +293,7 @@ def submit(files, task_type, priority, pairs, options_json, together, wait, prog
 
 def _task_id(ctx, param, value):
     # An id that cannot exist would only come back as a 404; say so without a round trip.
-    if not _UUID.match(value):
+    if not is_uuid(value):
         raise Exit(f"no such task: {value!r} is not a task id", 4)
     return value
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 
@@ -10,10 +10,7 @@ class ConfigError(ValueError):
     """A setting has a value the service cannot run with."""
 
 
-def _int(env, name, default, lo=None, hi=None):
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
+def _int(name, raw, lo=None, hi=None):
     try:
         value = int(raw)
     except ValueError:
@@ -23,28 +20,30 @@ def _int(env, name, default, lo=None, hi=None):
     return value
 
 
-def _float(env, name, default, lo=0.0):
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
+def _float(name, raw, lo=0.0):
     try:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value < lo:
+    if not value >= lo:  # also refuses nan
         raise ConfigError(f"{name} must be >= {lo}, got {value}")
     return value
 
 
-def _bool(env, name, default):
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
+def _bool(name, raw):
     if raw.lower() in ("1", "true", "yes", "on"):
         return True
     if raw.lower() in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name} must be a boolean (1/0), got {raw!r}")
+
+
+def _str(name, raw):
+    return raw
+
+
+def _path(name, raw):
+    return Path(raw)
 
 
 @dataclass(frozen=True)
@@ -56,6 +55,8 @@ class Settings:
     data_dir: Path = Path("data")
     workers: int = 0  # 0 = ocr_concurrency + llm_concurrency + 2
     http_threads: int = 16
+    http_idle_timeout: float = 5.0  # an idle connection (or one that sends nothing) is closed after this
+    http_body_timeout: float = 60.0  # a request body must arrive within this
     ocr_concurrency: int = 0  # 0 = CPU count
     llm_concurrency: int = 4
     queue_size: int = 10000
@@ -136,56 +137,68 @@ class Settings:
 
     @classmethod
     def from_env(cls, env=None) -> "Settings":
-        """Read DOCPROC_* and OPENAI_* variables; raise ConfigError on a bad value."""
+        """Read DOCPROC_* and OPENAI_* variables; raise ConfigError on a bad value. Defaults are the fields'."""
         env = os.environ if env is None else env
-        s = cls(
-            host=env.get("DOCPROC_HOST", "127.0.0.1"),
-            port=_int(env, "DOCPROC_PORT", 8000, 0, 65535),
-            data_dir=Path(env.get("DOCPROC_DATA_DIR") or "data"),
-            workers=_int(env, "DOCPROC_WORKERS", 0, 0, 256),
-            http_threads=_int(env, "DOCPROC_HTTP_THREADS", 16, 1, 256),
-            ocr_concurrency=_int(env, "DOCPROC_OCR_CONCURRENCY", 0, 0, 256),
-            llm_concurrency=_int(env, "DOCPROC_LLM_CONCURRENCY", 4, 1, 256),
-            queue_size=_int(env, "DOCPROC_QUEUE_SIZE", 10000, 1),
-            max_pending=_int(env, "DOCPROC_MAX_PENDING", 5000, 1),
-            max_pending_per_tenant=_int(env, "DOCPROC_MAX_PENDING_PER_TENANT", 0, 0),
-            max_attempts=_int(env, "DOCPROC_MAX_ATTEMPTS", 3, 1, 100),
-            max_resumes=_int(env, "DOCPROC_MAX_RESUMES", 3, 0, 100),
-            retry_base_delay=_float(env, "DOCPROC_RETRY_BASE_DELAY", 2.0),
-            retry_max_delay=_float(env, "DOCPROC_RETRY_MAX_DELAY", 300.0),
-            task_timeout=_float(env, "DOCPROC_TASK_TIMEOUT", 600.0, 0.001),
-            ocr_timeout=_float(env, "DOCPROC_OCR_TIMEOUT", 120.0, 0.001),
-            llm_timeout=_float(env, "DOCPROC_LLM_TIMEOUT", 60.0, 0.001),
-            shutdown_grace=_float(env, "DOCPROC_SHUTDOWN_GRACE", 30.0),
-            max_upload_mb=_int(env, "DOCPROC_MAX_UPLOAD_MB", 50, 1),
-            max_files=_int(env, "DOCPROC_MAX_FILES", 20, 1),
-            max_batch_files=_int(env, "DOCPROC_MAX_BATCH_FILES", 200, 1),
-            max_pages=_int(env, "DOCPROC_MAX_PAGES", 200, 1),
-            max_pixels=_int(env, "DOCPROC_MAX_PIXELS", 89_000_000, 1),
-            ocr_max_pixels=_int(env, "DOCPROC_OCR_MAX_PIXELS", 36_000_000, 1_000_000, 500_000_000),
-            pdf_dpi=_int(env, "DOCPROC_PDF_DPI", 150, 50, 600),
-            file_retention=_float(env, "DOCPROC_FILE_RETENTION", 7 * 86400.0),
-            task_retention=_float(env, "DOCPROC_TASK_RETENTION", 30 * 86400.0),
-            janitor_interval=_float(env, "DOCPROC_JANITOR_INTERVAL", 60.0, 0.01),
-            rate_limit=_float(env, "DOCPROC_RATE_LIMIT", 20.0),
-            rate_burst=_int(env, "DOCPROC_RATE_BURST", 100, 1),
-            allow_anonymous=_bool(env, "DOCPROC_ALLOW_ANONYMOUS", False),
-            allow_private_callbacks=_bool(env, "DOCPROC_ALLOW_PRIVATE_CALLBACKS", False),
-            webhook_attempts=_int(env, "DOCPROC_WEBHOOK_ATTEMPTS", 5, 1, 20),
-            webhook_backoff=_float(env, "DOCPROC_WEBHOOK_BACKOFF", 0.5),
-            webhook_timeout=_float(env, "DOCPROC_WEBHOOK_TIMEOUT", 10.0, 0.001),
-            sse_keepalive=_float(env, "DOCPROC_SSE_KEEPALIVE", 15.0, 0.01),
-            sse_max_seconds=_float(env, "DOCPROC_SSE_MAX_SECONDS", 600.0, 0.01),
-            log_format=env.get("DOCPROC_LOG_FORMAT", "text"),
-            log_level=env.get("DOCPROC_LOG_LEVEL", "INFO").upper(),
-            openai_api_key=env.get("OPENAI_API_KEY", ""),
-            openai_base_url=env.get("OPENAI_BASE_URL", ""),
-            llm_model=env.get("DOCPROC_LLM_MODEL", "gpt-4o-mini"),
-            llm_json_mode=env.get("DOCPROC_LLM_JSON_MODE", "schema"),
-        )
+        defaults = {f.name: f.default for f in fields(cls)}
+        values = {}
+        for name, variable, parse, bounds in _ENV:
+            raw = env.get(variable)
+            values[name] = defaults[name] if raw in (None, "") else parse(variable, raw, *bounds)
+        s = cls(**values)
+        s = s.with_overrides(log_level=s.log_level.upper())
         if s.log_format not in ("text", "json"):
             raise ConfigError("DOCPROC_LOG_FORMAT must be 'text' or 'json'")
         if s.llm_json_mode not in ("schema", "json_object"):
             raise ConfigError("DOCPROC_LLM_JSON_MODE must be 'schema' or 'json_object'")
         return s
 
+
+
+# field, environment variable, parser, bounds: the one place a setting meets the environment
+_ENV = [
+    ("host", "DOCPROC_HOST", _str, ()),
+    ("port", "DOCPROC_PORT", _int, (0, 65535)),
+    ("data_dir", "DOCPROC_DATA_DIR", _path, ()),
+    ("workers", "DOCPROC_WORKERS", _int, (0, 256)),
+    ("http_threads", "DOCPROC_HTTP_THREADS", _int, (1, 256)),
+    ("http_idle_timeout", "DOCPROC_HTTP_IDLE_TIMEOUT", _float, (0.1,)),
+    ("http_body_timeout", "DOCPROC_HTTP_BODY_TIMEOUT", _float, (1.0,)),
+    ("ocr_concurrency", "DOCPROC_OCR_CONCURRENCY", _int, (0, 256)),
+    ("llm_concurrency", "DOCPROC_LLM_CONCURRENCY", _int, (1, 256)),
+    ("queue_size", "DOCPROC_QUEUE_SIZE", _int, (1,)),
+    ("max_pending", "DOCPROC_MAX_PENDING", _int, (1,)),
+    ("max_pending_per_tenant", "DOCPROC_MAX_PENDING_PER_TENANT", _int, (0,)),
+    ("max_attempts", "DOCPROC_MAX_ATTEMPTS", _int, (1, 100)),
+    ("max_resumes", "DOCPROC_MAX_RESUMES", _int, (0, 100)),
+    ("retry_base_delay", "DOCPROC_RETRY_BASE_DELAY", _float, ()),
+    ("retry_max_delay", "DOCPROC_RETRY_MAX_DELAY", _float, ()),
+    ("task_timeout", "DOCPROC_TASK_TIMEOUT", _float, (0.001,)),
+    ("ocr_timeout", "DOCPROC_OCR_TIMEOUT", _float, (0.001,)),
+    ("llm_timeout", "DOCPROC_LLM_TIMEOUT", _float, (0.001,)),
+    ("shutdown_grace", "DOCPROC_SHUTDOWN_GRACE", _float, ()),
+    ("max_upload_mb", "DOCPROC_MAX_UPLOAD_MB", _int, (1,)),
+    ("max_files", "DOCPROC_MAX_FILES", _int, (1,)),
+    ("max_batch_files", "DOCPROC_MAX_BATCH_FILES", _int, (1,)),
+    ("max_pages", "DOCPROC_MAX_PAGES", _int, (1,)),
+    ("max_pixels", "DOCPROC_MAX_PIXELS", _int, (1,)),
+    ("ocr_max_pixels", "DOCPROC_OCR_MAX_PIXELS", _int, (1_000_000, 500_000_000)),
+    ("pdf_dpi", "DOCPROC_PDF_DPI", _int, (50, 600)),
+    ("file_retention", "DOCPROC_FILE_RETENTION", _float, ()),
+    ("task_retention", "DOCPROC_TASK_RETENTION", _float, ()),
+    ("janitor_interval", "DOCPROC_JANITOR_INTERVAL", _float, (0.01,)),
+    ("rate_limit", "DOCPROC_RATE_LIMIT", _float, ()),
+    ("rate_burst", "DOCPROC_RATE_BURST", _int, (1,)),
+    ("allow_anonymous", "DOCPROC_ALLOW_ANONYMOUS", _bool, ()),
+    ("allow_private_callbacks", "DOCPROC_ALLOW_PRIVATE_CALLBACKS", _bool, ()),
+    ("webhook_attempts", "DOCPROC_WEBHOOK_ATTEMPTS", _int, (1, 20)),
+    ("webhook_backoff", "DOCPROC_WEBHOOK_BACKOFF", _float, ()),
+    ("webhook_timeout", "DOCPROC_WEBHOOK_TIMEOUT", _float, (0.001,)),
+    ("sse_keepalive", "DOCPROC_SSE_KEEPALIVE", _float, (0.01,)),
+    ("sse_max_seconds", "DOCPROC_SSE_MAX_SECONDS", _float, (0.01,)),
+    ("log_format", "DOCPROC_LOG_FORMAT", _str, ()),
+    ("log_level", "DOCPROC_LOG_LEVEL", _str, ()),
+    ("openai_api_key", "OPENAI_API_KEY", _str, ()),
+    ("openai_base_url", "OPENAI_BASE_URL", _str, ()),
+    ("llm_model", "DOCPROC_LLM_MODEL", _str, ()),
+    ("llm_json_mode", "DOCPROC_LLM_JSON_MODE", _str, ()),
+]

@@ -47,3 +47,9 @@ class BadInput(Exception):
 
 class TaskLost(Exception):
     """This attempt no longer owns the task (deadline passed, shutdown released it)."""
+
+
+def excerpt(value, limit: int = 40) -> str:
+    """A client's value for an error message: its repr, cut to a short prefix (never echo a megabyte back)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,96 +1,82 @@
-"""HTTP: granian's Rust HTTP/1.1 server calling the Flask app on its Python threads, in this process.
+"""HTTP: hypercorn's asyncio server in a thread of this process, the WSGI app on a pool of named threads.
 
-Why granian: parsing, keep-alive and socket I/O run in Rust without the GIL, so the one core
-our Python gets goes to the requests themselves. A cached submission cost ~1.7 ms of service
-CPU here against ~4 ms under waitress (bench/RESULTS.md). granian's own launcher forks worker
-processes; the service is one process (the queue, the pool and the data dir lock live in it),
-so this module runs granian's WSGI worker directly, as granian does for free-threaded builds.
-That worker is granian's internal API: pyproject.toml pins the version it was written against.
+Why this shape: the event loop reads each request whole (headers and body) before a Python
+thread sees it, so a slow or stalled client holds a socket, never a thread that others need;
+an idle connection costs a socket and is closed after `idle_timeout`; a body must arrive within
+`body_timeout`. asyncio sets TCP_NODELAY on every connection, so a keep-alive answer is not held
+back by Nagle. hypercorn is driven through its public `serve()` with a shutdown trigger.
+
+The WSGI call is ours (an ASGI app below) rather than hypercorn's wrapper: a body over the limit
+is then answered by the app's own JSON 413 (at once when Content-Length says so), a whole answer
+leaves in one send, and the app can see in `environ["docproc.disconnected"]` that a client left.
 """
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from io import BytesIO
 
-from granian._futures import _new_cbscheduler
-from granian._granian import SocketHolder, WorkerSignal, WSGIWorker
-from granian.http import HTTP1Settings
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
 
-_BASE_ENVIRON = {
-    "GATEWAY_INTERFACE": "CGI/1.1",
-    "SCRIPT_NAME": "",
-    "SERVER_SOFTWARE": "docproc",
-    "wsgi.errors": sys.stderr,
-    "wsgi.input_terminated": True,  # werkzeug then caps a body without Content-Length at MAX_CONTENT_LENGTH
-    "wsgi.multiprocess": False,
-    "wsgi.multithread": True,
-    "wsgi.run_once": False,
-    "wsgi.version": (1, 0),
-}
+from . import jsonio
+
+logger = logging.getLogger(__name__)
+
+DISCONNECTED = "docproc.disconnected"  # environ key: a threading.Event set when the client has gone
 
 
-class _StartResponse:
-    __slots__ = ("status", "headers")
-
-    def __init__(self):
-        self.status = 200
-        self.headers = []
-
-    def __call__(self, status: str, headers, exc_info=None):
-        self.status = int(status.split(" ", 1)[0])
-        self.headers = headers
-
-
-class _Body:
-    """A streamed WSGI body for granian: its iterator plus the close() WSGI promises the app."""
-
-    __slots__ = ("_inner", "__next__")
-
-    def __init__(self, inner):
-        self._inner = inner
-        self.__next__ = iter(inner).__next__
-
-    def close(self):
-        close = getattr(self._inner, "close", None)
-        if close is not None:
-            close()
-
-
-def _wsgi_handler(app):
-    """granian's call for one request -> the WSGI app; the response goes back through `proto`.
-
-    Ours rather than granian.wsgi's wrapper: that one copies the whole process environment into
-    every request's environ, secrets such as OPENAI_API_KEY included, and costs a dict merge more.
-    """
-
-    def handle(proto, scope):
-        start_response = _StartResponse()
-        body = app(_BASE_ENVIRON | scope, start_response)
-        if isinstance(body, list):  # Flask's usual answer: one bytes object, sent in one write
-            proto.response_bytes(start_response.status, start_response.headers, b"".join(body))
-        else:  # a stream (server-sent events): each chunk goes out as it is produced
-            proto.response_iter(start_response.status, start_response.headers, _Body(body))
-        return start_response.status
-
-    return handle
+def _environ(scope: dict, body: bytes, length: int | None, disconnected: threading.Event) -> dict:
+    server = scope.get("server") or ("localhost", 80)
+    environ = {
+        "REQUEST_METHOD": scope["method"],
+        "SCRIPT_NAME": "",
+        "PATH_INFO": scope["path"].encode("utf-8").decode("latin-1"),
+        "QUERY_STRING": scope["query_string"].decode("latin-1"),
+        "SERVER_NAME": server[0],
+        "SERVER_PORT": str(server[1]),
+        "SERVER_PROTOCOL": f"HTTP/{scope['http_version']}",
+        "REMOTE_ADDR": (scope.get("client") or ("", 0))[0],
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": scope.get("scheme", "http"),
+        "wsgi.input": BytesIO(body),
+        "wsgi.input_terminated": True,
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        DISCONNECTED: disconnected,
+    }
+    for raw_name, raw_value in scope["headers"]:
+        name = raw_name.decode("latin-1").upper().replace("-", "_")
+        key = name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{name}"
+        value = raw_value.decode("latin-1")
+        environ[key] = f"{environ[key]},{value}" if key in environ else value
+    if length is not None:
+        environ["CONTENT_LENGTH"] = str(length)  # a body cut at the limit says how far it went, so the app refuses it
+    return environ
 
 
 class HttpServer:
-    """Serves a WSGI app on host:port from granian's threads; start() binds, stop() drains and closes."""
+    """Serves a WSGI app on host:port; bind() takes the address, start() serves, stop() drains and closes."""
 
-    def __init__(self, app, *, host: str, port: int, threads: int, max_connections: int = 1000,
-                 idle_timeout: float = 60.0, backlog: int = 1024):
+    def __init__(self, app, *, host: str, port: int, threads: int, max_body: int, idle_timeout: float = 5.0,
+                 body_timeout: float = 60.0, backlog: int = 1024, grace: float = 5.0):
         self.app = app
         self.host, self.requested_port = host, port
-        self.threads, self.max_connections, self.backlog = threads, max_connections, backlog
-        self.http1 = HTTP1Settings(header_read_timeout=int(idle_timeout * 1000))
+        self.threads, self.max_body, self.backlog = threads, max_body, backlog
+        self.idle_timeout, self.body_timeout, self.grace = idle_timeout, body_timeout, grace
         self.port: int | None = None
         self._socket: socket.socket | None = None
-        self._signal: WorkerSignal | None = None
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._pool: ThreadPoolExecutor | None = None
         self._error: BaseException | None = None
 
     def bind(self) -> "HttpServer":
@@ -107,67 +93,153 @@ class HttpServer:
         self._socket, self.port = sock, sock.getsockname()[1]
         return self
 
-    def start(self, timeout: float = 10.0) -> "HttpServer":
-        """Serve on the bound address (binding first if needed)."""
-        if self._socket is None:
-            self.bind()
-        # granian owns (and closes) the descriptor it is given: hand it a duplicate, and close ours
-        # once it serves, so that after stop() nothing keeps the port accepting connections.
-        listener = os.dup(self._socket.fileno())
-        self._signal = WorkerSignal()
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(listener, ready), name="docproc-http", daemon=True)
-        self._thread.start()
-        started = ready.wait(timeout)
-        self.close()
-        if not started:
-            raise RuntimeError("the HTTP server did not start")
-        if self._error is not None:
-            self._thread.join()
-            raise RuntimeError(f"the HTTP server failed to start: {self._error}") from self._error
-        return self
-
     def close(self) -> None:
         """Give up a bound address that is not (or no longer) needed here."""
         if self._socket is not None:
             self._socket.close()
             self._socket = None
 
-    def _serve(self, listener: int, ready: threading.Event) -> None:
-        # granian's API takes an event loop; WSGI calls never run on it, but it must be closed after.
-        loop = asyncio.new_event_loop()
-        stopped = threading.Event()
-        try:
-            try:
-                worker = WSGIWorker(
-                    1, (None, SocketHolder(listener, False, self.backlog)), None,
-                    1,  # Rust I/O threads: one is plenty next to a single Python core
-                    512,  # Rust blocking pool (file I/O), granian's default
-                    self.threads,  # Python threads running the app: long-polls and streams each hold one
-                    30,  # seconds an idle Python thread lingers
-                    self.max_connections,  # open connections, keep-alive ones included
-                    "1", self.http1, None, None,  # HTTP/1.1 only; no static files
-                )
-                self._signal.add_cb(stopped.set)  # called by granian once it has shut down
-                # impl_asyncio: the plain scheduler registers a placeholder asyncio Task that breaks
-                # asyncio.all_tasks() for any other loop in the process; WSGI calls never use either.
-                worker.serve_mtr(_new_cbscheduler(loop, _wsgi_handler(self.app), impl_asyncio=True), loop, self._signal)
-            except BaseException as exc:
-                self._error = exc
-                os.close(listener)
-                return
-            finally:
-                ready.set()
-            stopped.wait()
-        finally:
-            loop.close()
+    def start(self, timeout: float = 10.0) -> "HttpServer":
+        """Serve on the bound address (binding first if needed)."""
+        if self._socket is None:
+            self.bind()
+        config = Config()
+        # hypercorn owns (and closes) the descriptor it is given: hand it a duplicate and close ours,
+        # so that after stop() nothing keeps the port accepting connections.
+        config.bind = [f"fd://{os.dup(self._socket.fileno())}"]
+        self.close()
+        config.backlog = self.backlog
+        config.keep_alive_timeout = self.idle_timeout  # also the wait for a new connection's first bytes
+        # No read_timeout: it would also cut a long-poll whose client, rightly, sends nothing; bodies have
+        # their own deadline below, and headers must be in within keep_alive_timeout.
+        config.graceful_timeout = self.grace
+        config.h11_max_incomplete_size = 64 * 1024  # request line and headers; 431 beyond
+        config.accesslog = None
+        config.errorlog = logging.getLogger("hypercorn.error")
+        config.include_server_header = False
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="docproc-http")
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(config, ready), name="docproc-http-loop", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise RuntimeError("the HTTP server did not start")
+        if self._error is not None:
+            self._thread.join(timeout)
+            raise RuntimeError(f"the HTTP server failed to start: {self._error}") from self._error
+        return self
 
-    def stop(self, timeout: float = 5.0) -> bool:
+    def _serve(self, config: Config, ready: threading.Event) -> None:
+        async def main():
+            self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
+            ready.set()
+            await serve(self._asgi, config, shutdown_trigger=self._stopping.wait, mode="asgi")
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # the loop thread's boundary: say why serving ended
+            self._error = exc
+            logger.exception("the HTTP server stopped")
+        finally:
+            ready.set()
+
+    def stop(self, timeout: float | None = None) -> bool:
         """Stop accepting, close idle connections, let requests in flight finish; True once it ended."""
         if self._thread is None:
             return True
-        self._signal.set()
-        self._thread.join(timeout)
+        if self._loop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        self._thread.join(self.grace + 2.0 if timeout is None else timeout)
         ended = not self._thread.is_alive()
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self._thread = None
         return ended
+
+    # -- one request ---------------------------------------------------------------------------
+    async def _asgi(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["type"] != "http":
+            return  # no websockets here: hypercorn closes the connection
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                read = await self._read_body(scope, receive)
+        except TimeoutError:
+            await _send_json(send, 408, "body_timeout", f"the request body did not arrive within {self.body_timeout:g} s")
+            return
+        if read is None:
+            return  # the client left before its body was in
+        body, length = read
+        disconnected = threading.Event()
+        watcher = asyncio.create_task(_watch_disconnect(receive, disconnected))
+        try:
+            answer = await self._loop.run_in_executor(self._pool, self._call_app, _environ(scope, body, length, disconnected),
+                                                      send, disconnected)
+            if answer is not None:  # a whole answer: headers and body leave together
+                status, headers, data = answer
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": data})
+        finally:
+            watcher.cancel()
+
+    async def _read_body(self, scope, receive) -> tuple[bytes, int | None] | None:
+        """The body, or as much of it as shows it is over the limit, and the length to tell the app if it
+        changed; None when the client went away."""
+        declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            return b"", None  # refused from the headers by the app; the body is never read
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > self.max_body:
+                return b"".join(chunks), size  # the app sees a declared length over the limit: 413
+            if not message.get("more_body"):
+                break
+        return b"".join(chunks), (size if declared is None else None)
+
+    def _call_app(self, environ: dict, send, disconnected: threading.Event):
+        """Run the app on a pool thread: a body of known length comes back whole; a stream is sent as it comes."""
+        started = []
+
+        def start_response(status, headers, exc_info=None):
+            started[:] = [int(status.split(" ", 1)[0]),
+                          [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]]
+
+        body = self.app(environ, start_response)
+        try:
+            if any(name == b"content-length" for name, _ in started[1]):
+                return started[0], started[1], b"".join(body)
+            self._send(send, {"type": "http.response.start", "status": started[0], "headers": started[1]})
+            for chunk in body:
+                if disconnected.is_set():
+                    return None  # nobody reads the rest; the app's close() below still runs
+                self._send(send, {"type": "http.response.body", "body": chunk, "more_body": True})
+            self._send(send, {"type": "http.response.body", "body": b""})
+            return None
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+
+    def _send(self, send, message: dict) -> None:
+        asyncio.run_coroutine_threadsafe(send(message), self._loop).result()
+
+
+async def _watch_disconnect(receive, disconnected: threading.Event) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    disconnected.set()
+
+
+async def _send_json(send, status: int, code: str, message: str) -> None:
+    body = jsonio.dumps_bytes({"error": {"code": code, "message": message}})
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})

@@ -12,22 +12,17 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from . import jsonio, pages
+from . import jsonio, multipart, pages
 from .db import NewTask
-from .errors import BadInput
-from .models import TASK_TYPES
+from .errors import BadInput, excerpt
+from .models import TASK_TYPES, is_uuid
 from .strategies import allowed_options, required_options
 from .webhooks import check_callback_url
 
 logger = logging.getLogger(__name__)
 
 RESULT_VERSION = 2  # bump when a strategy's result changes, so the cache does not serve old shapes
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _NOT_HASHED = ("no_cache", "callback_url")
-
-
-def is_uuid(value) -> bool:
-    return isinstance(value, str) and bool(_UUID.match(value))
 
 
 @dataclass
@@ -47,11 +42,14 @@ class Submission:
 
 
 # -- parsing ---------------------------------------------------------------------------
-def parse_request(request, fixed_type: str | None = None) -> Submission:
+def parse_request(request, fixed_type: str | None = None, *, max_files: int) -> Submission:
     """Read type, priority, options and files from multipart/form-data or JSON."""
     mimetype = request.mimetype
     if mimetype == "application/json":
-        body = request.get_json(silent=True)
+        try:
+            body = jsonio.loads_request(_read_body(request))
+        except ValueError as exc:
+            raise BadInput(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise BadInput(400, "invalid_json", "the body is not a JSON object")
         uploads = _decode_images(body.get("images"))
@@ -62,34 +60,41 @@ def parse_request(request, fixed_type: str | None = None) -> Submission:
             uploads=uploads,
         )
     if mimetype == "multipart/form-data":
-        if not request.mimetype_params.get("boundary"):
+        boundary = request.mimetype_params.get("boundary")
+        if not boundary:
             raise BadInput(400, "malformed_multipart", "multipart/form-data without a boundary")
-        form, files = request.form, request.files
-        raw_options = form.get("options")
+        form = multipart.parse(_read_body(request), boundary, max_files=max_files)
+        priority = form.text("priority")
+        raw_options = form.fields.get("options")
         if raw_options is None:
             options = {}
         else:
             try:
-                options = jsonio.loads(raw_options)
-            except ValueError:
-                raise BadInput(400, "invalid_options", "options is not valid JSON") from None
-        uploads = [Upload(f.read(), _display_name(f.filename)) for key in files for f in files.getlist(key)]
-        if not uploads and request.content_length and not form:
-            raise BadInput(400, "malformed_multipart", "the multipart body could not be parsed")
+                options = jsonio.loads_request(raw_options)
+            except ValueError as exc:
+                raise BadInput(400, "invalid_options", f"options is not valid JSON: {exc}") from None
         return Submission(
-            type=_parse_type(fixed_type or form.get("type")),
-            priority=_parse_priority(form.get("priority", 5)),
+            type=_parse_type(fixed_type or form.text("type")),
+            priority=_parse_priority(5 if priority is None else priority),
             options=_parse_options(options),
-            uploads=uploads,
+            uploads=[Upload(data, _display_name(name)) for name, data in form.files],
         )
     raise BadInput(415, "unsupported_content_type", "send multipart/form-data or application/json")
+
+
+def _read_body(request) -> bytes:
+    """The whole body; werkzeug's stream raises 413 past MAX_CONTENT_LENGTH (read() alone would cut silently)."""
+    chunks = []
+    while chunk := request.stream.read(1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _parse_type(value) -> str:
     if value in (None, ""):
         raise BadInput(400, "missing_field", "the field 'type' is required")
     if value not in TASK_TYPES:
-        raise BadInput(400, "unknown_type", f"unknown task type {value!r}; use one of {', '.join(TASK_TYPES)}")
+        raise BadInput(400, "unknown_type", f"unknown task type {excerpt(value)}; use one of {', '.join(TASK_TYPES)}")
     return value
 
 
@@ -141,7 +146,7 @@ def check_options(sub: Submission, *, languages, tenant: str, db, settings) -> N
     allowed = allowed_options(sub.type)
     for key in sub.options:
         if key not in allowed:
-            raise BadInput(400, "unknown_option", f"unknown option {key!r} for type {sub.type}; known: {', '.join(sorted(allowed))}")
+            raise BadInput(400, "unknown_option", f"unknown option {excerpt(key)} for type {sub.type}; known: {', '.join(sorted(allowed))}")
     for key in required_options(sub.type):
         if key not in sub.options:
             raise BadInput(400, "missing_option", f"options.{key} is required for type {sub.type}")
@@ -150,7 +155,7 @@ def check_options(sub: Submission, *, languages, tenant: str, db, settings) -> N
         lang = opts["lang"]
         if not isinstance(lang, str) or not lang or any(part not in languages for part in lang.split("+")):
             raise BadInput(400, "unsupported_language",
-                           f"language {lang!r} is not installed; available: {', '.join(sorted(languages))}")
+                           f"language {excerpt(lang)} is not installed; available: {', '.join(sorted(languages))}")
     for flag in ("no_cache", "words"):
         if flag in opts and not isinstance(opts[flag], bool):
             raise BadInput(400, "invalid_options", f"options.{flag} must be true or false")
@@ -185,39 +190,41 @@ def _check_library(library, tenant: str, db) -> None:
 
 
 class InspectionCache:
-    """Inspection results by file hash: the same bytes under the same limits always inspect the same.
+    """Inspection results by tenant and file hash: the same bytes under the same limits inspect the same.
 
     A client that resubmits a file (a retry, a cache hit) then skips decoding it again; bounded LRU.
+    Per tenant, so that how fast a file is accepted never tells whether another tenant sent it.
     """
 
     def __init__(self, size: int = 1024):
         self._size = size
-        self._results: OrderedDict[str, pages.UploadInfo] = OrderedDict()
+        self._results: OrderedDict[tuple[str, str], pages.UploadInfo] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, sha256: str) -> pages.UploadInfo | None:
+    def get(self, tenant: str, sha256: str) -> pages.UploadInfo | None:
         with self._lock:
-            info = self._results.get(sha256)
+            info = self._results.get((tenant, sha256))
             if info is not None:
-                self._results.move_to_end(sha256)
+                self._results.move_to_end((tenant, sha256))
             return info
 
-    def put(self, sha256: str, info: pages.UploadInfo) -> None:
+    def put(self, tenant: str, sha256: str, info: pages.UploadInfo) -> None:
         with self._lock:
-            self._results[sha256] = info
+            self._results[(tenant, sha256)] = info
             if len(self._results) > self._size:
                 self._results.popitem(last=False)
 
 
-def inspect_uploads(uploads: list[Upload], hashes: list[str], settings, *, cache: InspectionCache) -> list[dict]:
+def inspect_uploads(uploads: list[Upload], hashes: list[str], settings, *, tenant: str,
+                    cache: InspectionCache) -> list[dict]:
     """Validate every file (type, pixels, pages); the file records the task input keeps."""
     records = []
     for up, sha256 in zip(uploads, hashes):
-        info = cache.get(sha256)
+        info = cache.get(tenant, sha256)
         if info is None:
             info = pages.inspect_upload(up.data, max_pixels=settings.max_pixels, max_pages=settings.max_pages,
                                         pdf_dpi=settings.pdf_dpi)
-            cache.put(sha256, info)
+            cache.put(tenant, sha256, info)
         records.append({"name": up.name, "media_type": info.media_type, "pages": info.pages, "size": len(up.data)})
     return records
 
@@ -245,7 +252,7 @@ def submit(sub: Submission, *, tenant: str, rt, batch: bool = False) -> tuple[li
     if len(sub.uploads) > max_files:
         raise BadInput(413, "too_many_files", f"at most {max_files} files per request")
     hashes = [store.digest(u.data) for u in sub.uploads]
-    records = inspect_uploads(sub.uploads, hashes, settings, cache=rt.inspections)
+    records = inspect_uploads(sub.uploads, hashes, settings, tenant=tenant, cache=rt.inspections)
     if not batch and sum(r["pages"] for r in records) > settings.max_pages:
         raise BadInput(413, "too_many_pages", f"at most {settings.max_pages} pages per task")
     groups = [[i] for i in range(len(records))] if batch else [list(range(len(records)))]

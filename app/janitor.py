@@ -5,6 +5,7 @@ import logging
 import threading
 
 from .artifacts import TaskArtifacts
+from .storage import TEMP_GRACE
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +61,10 @@ class Janitor:
         for task_id in artifacts.task_ids():  # what a deleted task (or a crash mid-write) left
             if self.db.get_task(task_id) is None and self._older_than(artifacts.dir(task_id), now - ORPHAN_GRACE):
                 orphans += artifacts.remove(task_id)
+        temporaries = self.store.remove_stale_temporaries(now - TEMP_GRACE)
         refilled = self.refill()
         report = {"expired": len(expired), "files_removed": removed, "tasks_deleted": deleted,
-                  "orphans_removed": orphans, "refilled": refilled}
+                  "orphans_removed": orphans, "temporaries_removed": temporaries, "refilled": refilled}
         if any(report.values()):
             logger.info("janitor: %s", report)
         return report

@@ -7,7 +7,9 @@ import re
 import sys
 import time
 
-_TASK_ID = re.compile(r"\btask ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b")
+from .models import UUID_PATTERN
+
+_TASK_ID = re.compile(rf"\btask ({UUID_PATTERN})\b")
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is logged as a field.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

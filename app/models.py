@@ -1,11 +1,20 @@
 """The task's status set and its public JSON shape."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from enum import Enum
 from functools import lru_cache
 
 from . import jsonio
+
+UUID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"  # task and batch ids, lower case
+_UUID = re.compile(UUID_PATTERN)
+
+
+def is_uuid(value) -> bool:
+    """Whether value is an id as the service writes them (anything else can name no task)."""
+    return isinstance(value, str) and _UUID.fullmatch(value) is not None
 
 
 class TaskStatus(str, Enum):

@@ -5,6 +5,7 @@ import copy
 from functools import lru_cache
 
 from .api.tasks import MAX_WAIT
+from .config import Settings
 from .extract import schemas as extract_schemas
 from .models import TASK_TYPES, TaskStatus
 from .strategies import allowed_options, required_options
@@ -34,7 +35,8 @@ SUBMIT_400 = ("bad_request", "invalid_json", "malformed_multipart", "invalid_opt
               "unsupported_language", "invalid_callback_url", "callback_url_not_allowed", "invalid_library",
               "unknown_library_task", "library_task_not_usable", "no_file", "empty_file", "corrupt_image", "corrupt_pdf",
               "pdf_password_protected", "image_too_large", "image_too_small")
-SUBMIT_413 = ("payload_too_large", "too_many_files", "too_many_pages")
+SUBMIT_413 = ("payload_too_large", "too_many_files", "too_many_pages", "too_many_parts", "field_too_large",
+              "part_headers_too_large")
 SUBMIT_415 = ("unsupported_content_type", "unsupported_media_type")
 SUBMIT_429 = ("too_many_pending", *RATE_LIMITED)
 SUBMIT_503 = ("shutting_down", "overloaded")
@@ -227,20 +229,28 @@ def _common(extra_401: bool = True) -> dict:
     return out
 
 
-def _submit_body(fixed_type: str | None) -> dict:
+def _waiting(code: str, what: str) -> dict:
+    """429/503 of a request that would wait: this tenant's share or the service's share of waiting threads."""
+    return {"429": _error(f"this tenant has its share of {what} open, or too many requests", (code, *RATE_LIMITED),
+                          _RETRY_AFTER),
+            "503": _error(f"the service has its share of {what} open; poll instead", (code,), _RETRY_AFTER)}
+
+
+def _submit_body(fixed_type: str | None, max_files: int) -> dict:
     options_ref = _ref(f"Options_{fixed_type}") if fixed_type else {
         "type": "object", "description": "options of the chosen type: " + "; ".join(
             f"{t}: {', '.join(allowed_options(t))}" for t in TASK_TYPES)}
     json_props = {
         "priority": {"type": "integer", "minimum": 0, "maximum": 9, "default": 5, "description": "9 runs first"},
         "options": options_ref,
-        "images": {"type": "array", "minItems": 1, "items": {"type": "string", "format": "byte"},
+        "images": {"type": "array", "minItems": 1, "maxItems": max_files, "items": {"type": "string", "format": "byte"},
                    "description": "files as base64 (a data: URL prefix is accepted)"},
     }
     form_props = {
         "priority": {"type": "string", "pattern": "^[0-9]$", "default": "5"},
-        "options": {"type": "string", "description": "the options object as JSON text"},
-        "file": {"type": "array", "minItems": 1, "items": {"type": "string", "format": "binary"},
+        "options": {"type": "string", "minLength": 2,
+                    "description": "the options object as JSON text"},
+        "file": {"type": "array", "minItems": 1, "maxItems": max_files, "items": {"type": "string", "format": "binary"},
                  "description": "one or more files (PNG, JPEG, TIFF, WebP, BMP, PDF); any field name is accepted"},
     }
     json_schema = {"type": "object", "required": ["images"], "properties": json_props}
@@ -262,6 +272,7 @@ def _submit_responses(created: dict, description: str) -> dict:
         "415": _error("neither multipart/form-data nor application/json", SUBMIT_415),
         "429": _error("this tenant has too many unfinished tasks, or too many requests", SUBMIT_429, _RETRY_AFTER),
         "503": _error("the service is shutting down or overloaded", SUBMIT_503, _RETRY_AFTER),
+        "507": _error("the service has no room to store this now", ("insufficient_storage",), _RETRY_AFTER),
         **{k: v for k, v in _common().items() if k not in ("429",)},
     }
 
@@ -289,14 +300,15 @@ _DOCUMENT_ERRORS = {
 def _get_task(summary: str, operation_id: str) -> dict:
     return {"tags": ["tasks"], "summary": summary, "operationId": operation_id, "parameters": [_TASK_ID, _WAIT],
             "responses": {"200": {"description": "the task", "content": _json(_ref("Task"))},
-                          "400": _error("bad wait value", ("invalid_wait",)), "404": _NOT_FOUND, **_common()}}
+                          "400": _error("bad wait value", ("invalid_wait",)), "404": _NOT_FOUND, **_common(),
+                          **_waiting("too_many_long_polls", "long-polls")}}
 
 
-def _paths() -> dict:
+def _paths(max_files: int, max_batch_files: int) -> dict:
     paths = {
         "/api/tasks": {
             "post": {"tags": ["tasks"], "summary": "Submit a task (one or more files processed together)",
-                     "operationId": "createTask", "requestBody": _submit_body(None),
+                     "operationId": "createTask", "requestBody": _submit_body(None, max_files),
                      "responses": _submit_responses(_ref("Task"), "accepted; poll the Location, or stream its events")},
             "get": {"tags": ["tasks"], "summary": "List this tenant's tasks, newest first", "operationId": "listTasks",
                     "parameters": [
@@ -356,11 +368,10 @@ def _paths() -> dict:
             "responses": {"200": {"description": "an event stream",
                                   "content": {"text/event-stream": {"schema": _ref("TaskEvent")}}},
                           "404": _NOT_FOUND,
-                          "503": _error("too many event streams are open; poll instead", ("too_many_streams",), _RETRY_AFTER),
-                          **_common()}}},
+                          **_common(), **_waiting("too_many_streams", "event streams")}}},
         "/api/batches": {"post": {
             "tags": ["batches"], "summary": "Submit many files, one task each", "operationId": "createBatch",
-            "requestBody": _submit_body(None),
+            "requestBody": _submit_body(None, max_batch_files),
             "responses": _submit_responses(_ref("BatchCreated"), "accepted; read the batch at Location")}},
         "/api/batches/{batch_id}": {"get": {
             "tags": ["batches"], "summary": "A batch with its tasks and counts", "operationId": "getBatch",
@@ -395,14 +406,14 @@ def _paths() -> dict:
     for t in TASK_TYPES:
         paths[f"/api/process_{t}"] = {"post": {
             "tags": ["tasks"], "summary": f"Submit a `{t}` task (same as POST /api/tasks with type={t})",
-            "operationId": f"process_{t}", "requestBody": _submit_body(t),
+            "operationId": f"process_{t}", "requestBody": _submit_body(t, max_files),
             "responses": _submit_responses(_ref("Task"), "accepted")}}
     return paths
 
 
-@lru_cache(maxsize=1)
-def build_spec() -> dict:
-    """The whole document; built once, from the registry of types and the extraction schemas."""
+@lru_cache(maxsize=4)
+def build_spec(max_files: int = Settings.max_files, max_batch_files: int = Settings.max_batch_files) -> dict:
+    """The whole document, from the registry of types, the extraction schemas and the file limits in force."""
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -415,7 +426,7 @@ def build_spec() -> dict:
                            "secret>`, `X-Docproc-Task: <task id>` and `X-Docproc-Timestamp: <Unix seconds>`.",
         },
         "tags": [{"name": "tasks"}, {"name": "batches"}, {"name": "service"}],
-        "paths": _paths(),
+        "paths": _paths(max_files, max_batch_files),
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {

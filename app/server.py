@@ -31,7 +31,8 @@ class Service:
 
         s = self.rt.settings
         auth.check_startup(s, self.rt.db)
-        http = HttpServer(self.app, host=s.host, port=s.port, threads=s.http_threads).bind()
+        http = HttpServer(self.app, host=s.host, port=s.port, threads=s.http_threads, max_body=s.max_upload_bytes,
+                          idle_timeout=s.http_idle_timeout, body_timeout=s.http_body_timeout).bind()
         try:
             if workers:
                 self.rt.pool.start()
@@ -61,8 +62,9 @@ class Service:
 
     def stop(self, grace: float | None = None) -> list[str]:
         """Stop taking work, let running tasks finish within grace, then close the server."""
+        self.app.extensions["docproc_waiters"].close()  # long-polls and event streams answer now, not after the drain
         released = self.rt.pool.stop(grace)
-        self.rt.events.close()  # long-polls and event streams answer now, freeing their HTTP threads
+        self.rt.events.close()
         if self._http is not None:
             http, self._http = self._http, None
             if not http.stop():

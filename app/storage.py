@@ -1,9 +1,11 @@
 """Content-addressed file store: uploads are written by hash before their task row commits."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
+import sqlite3
 import tempfile
 import threading
 from collections import Counter
@@ -11,6 +13,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+
+TEMP_PREFIX = ".upload-"  # a file being written; renamed to its hash once complete
+TEMP_GRACE = 600.0  # a temporary untouched this long was left by a process killed mid-write
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether an error means the storage has no room: a file write, SQLite or PostgreSQL saying so."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return True
+    return getattr(exc, "sqlstate", None) == "53100"  # PostgreSQL disk_full
 
 
 class FileStore:
@@ -36,12 +50,15 @@ class FileStore:
         return self.path_for(sha256).exists()
 
     def _write(self, sha256: str, data: bytes) -> bool:
-        """Write atomically (temp file + rename); False when the file was already there."""
+        """Write atomically (temp file + rename); False when the file was already there.
+
+        Written even then (the same bytes replace themselves): skipping the write would make a file
+        another tenant already sent measurably faster to submit.
+        """
         path = self.path_for(sha256)
-        if os.path.exists(path):  # os.path: a third of pathlib's cost, on every submission
-            return False
+        existed = os.path.exists(path)  # os.path: a third of pathlib's cost, on every submission
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -49,7 +66,7 @@ class FileStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return True
+        return not existed
 
     @contextmanager
     def staged(self, blobs: list[bytes], still_needed, *, hashes: list[str] | None = None):
@@ -96,3 +113,15 @@ class FileStore:
                 for f in sub.iterdir():
                     if not f.name.startswith("."):
                         yield f.name, f.stat().st_mtime
+
+    def remove_stale_temporaries(self, older_than: float) -> int:
+        """Delete half-written uploads last modified before `older_than` (a kill -9 mid-write leaves them)."""
+        removed = 0
+        for tmp in self.root.glob(f"*/{TEMP_PREFIX}*"):
+            try:
+                if tmp.stat().st_mtime < older_than:
+                    tmp.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass  # finished (renamed) or removed meanwhile
+        return removed

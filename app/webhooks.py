@@ -14,34 +14,133 @@ import time
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
-import requests
+import urllib3
 
-from . import jsonio
-from .errors import BadInput
+from . import backoff, jsonio
+from .errors import BadInput, excerpt
 from .models import iso, task_to_dict
 
 logger = logging.getLogger(__name__)
 
 
-def check_callback_url(url, *, allow_private: bool) -> None:
-    """Only http(s) URLs; loopback, private, link-local and reserved targets unless allowed."""
+DNS_TIMEOUT = 2.0  # seconds a callback host may take to resolve, at submission and at delivery
+MAX_LOOKUPS = 8  # lookups at once; a resolver that hangs holds one of these, never a request thread
+MAX_RETRY_DELAY = 600.0  # cap of the delivery backoff
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+_lookups = threading.BoundedSemaphore(MAX_LOOKUPS)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a callback goes: the URL's parts and the one address that was checked (and is connected to)."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+    address: str
+
+
+def _refused(url_problem: str) -> BadInput:
+    return BadInput(400, "invalid_callback_url", url_problem)
+
+
+def parse_callback_url(url) -> Target:
+    """The parts of an http(s) URL, or a 400; no lookup yet (address is empty)."""
     if not isinstance(url, str) or len(url) > 2048:
-        raise BadInput(400, "invalid_callback_url", "options.callback_url must be a URL string")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadInput(400, "invalid_callback_url", "options.callback_url must be an http or https URL")
-    if allow_private:
-        return
+        raise _refused("options.callback_url must be a URL string of at most 2048 characters")
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 80, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError):
-        raise BadInput(400, "invalid_callback_url", f"cannot resolve {parts.hostname!r}") from None
-    for info in infos:
-        addr = ipaddress.ip_address(info[4][0])
-        if not addr.is_global:
-            raise BadInput(400, "callback_url_not_allowed",
-                           "callback targets on private or loopback addresses are refused"
-                           " (set DOCPROC_ALLOW_PRIVATE_CALLBACKS=1 to allow them)")
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a port out of range or not a number, a broken [IPv6] literal
+        raise _refused("options.callback_url is not a valid URL (host or port)") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _refused("options.callback_url must be an http or https URL")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Target(parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80), path, "")
+
+
+def embedded_ipv4(addr: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """IPv4 addresses an IPv6 address carries (mapped, 6to4, Teredo, NAT64, IPv4-compatible)."""
+    found = []
+    if addr.ipv4_mapped is not None:
+        found.append(addr.ipv4_mapped)
+    if addr.sixtofour is not None:
+        found.append(addr.sixtofour)
+    if addr.teredo is not None:
+        found.extend(addr.teredo)
+    if any(addr in net for net in _NAT64) or (addr in _IPV4_COMPATIBLE and int(addr) > 1):
+        found.append(ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF))
+    return found
+
+
+def is_public(addr) -> bool:
+    """Global unicast, and so is every IPv4 address it embeds (Python 3.11 calls 64:ff9b::7f00:1 global)."""
+    if addr.is_multicast or not addr.is_global:
+        return False
+    return addr.version == 4 or all(v4.is_global for v4 in embedded_ipv4(addr))
+
+
+def _resolve(host: str, port: int, timeout: float) -> list[str]:
+    """getaddrinfo on a thread of its own, waited for at most `timeout` (it has no timeout itself)."""
+    if not _lookups.acquire(timeout=timeout):
+        raise _refused(f"cannot resolve {excerpt(host)}: too many lookups in progress")
+    outcome: dict = {}
+    done = threading.Event()
+
+    def lookup():
+        try:
+            outcome["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            outcome["error"] = exc
+        finally:
+            _lookups.release()
+            done.set()
+
+    threading.Thread(target=lookup, name="docproc-dns", daemon=True).start()
+    if not done.wait(timeout):
+        raise _refused(f"cannot resolve {excerpt(host)} within {timeout:g} s")
+    if "error" in outcome or not outcome["infos"]:
+        raise _refused(f"cannot resolve {excerpt(host)}")
+    return [info[4][0].split("%", 1)[0] for info in outcome["infos"]]
+
+
+def resolve_callback(url, *, allow_private: bool, timeout: float = DNS_TIMEOUT) -> Target:
+    """The URL's target with the address to connect to; 400 when any address of the host is private."""
+    target = parse_callback_url(url)
+    addresses = [ipaddress.ip_address(a) for a in _resolve(target.host, target.port, timeout)]
+    if not allow_private and not all(is_public(a) for a in addresses):
+        raise BadInput(400, "callback_url_not_allowed",
+                       "callback targets on private, loopback, link-local or reserved addresses are refused"
+                       " (set DOCPROC_ALLOW_PRIVATE_CALLBACKS=1 to allow them)")
+    return replace(target, address=str(addresses[0]))
+
+
+def check_callback_url(url, *, allow_private: bool) -> None:
+    """At submission: a valid http(s) URL whose host resolves to public addresses only (unless allowed)."""
+    if allow_private:
+        parse_callback_url(url)
+    else:
+        resolve_callback(url, allow_private=False)
+
+
+def post(target: Target, body: bytes, headers: dict, timeout: float) -> int:
+    """POST to the checked address (no second lookup, so no DNS rebinding); redirects are not followed."""
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    default_port = 443 if target.scheme == "https" else 80
+    headers = {**headers, "Host": host if target.port == default_port else f"{host}:{target.port}"}
+    limits = urllib3.Timeout(connect=timeout, read=timeout)
+    if target.scheme == "https":  # TLS still names and verifies the host, not the address
+        pool = urllib3.HTTPSConnectionPool(target.address, target.port, timeout=limits, retries=False,
+                                           server_hostname=target.host, assert_hostname=target.host)
+    else:
+        pool = urllib3.HTTPConnectionPool(target.address, target.port, timeout=limits, retries=False)
+    with pool:
+        response = pool.urlopen("POST", target.path, body=body, headers=headers, redirect=False,
+                                assert_same_host=False, preload_content=False)
+        response.drain_conn()
+        return response.status
 
 
 # -- delivery ------------------------------------------------------------------------------
@@ -162,8 +261,9 @@ class WebhookSender:
         """POST once, record the attempt, schedule the next one on failure; True when delivered."""
         status, error, final = None, None, False
         try:
-            # Checked again at send time: the name may resolve elsewhere now than at submission.
-            check_callback_url(d.url, allow_private=self.settings.allow_private_callbacks)
+            # Resolved and checked again at send time, and that address is the one connected to.
+            target = resolve_callback(d.url, allow_private=self.settings.allow_private_callbacks,
+                                      timeout=min(DNS_TIMEOUT, self.settings.webhook_timeout))
             headers = {
                 "Content-Type": "application/json",
                 "User-Agent": USER_AGENT,
@@ -172,14 +272,12 @@ class WebhookSender:
                 "X-Docproc-Timestamp": str(int(self.clock())),
                 "X-Docproc-Attempt": str(d.attempt),
             }
-            with requests.post(d.url, data=d.body, headers=headers, timeout=self.settings.webhook_timeout,
-                               allow_redirects=False, stream=True) as response:
-                status = response.status_code
+            status = post(target, d.body, headers, self.settings.webhook_timeout)
             if not 200 <= status < 300:
                 error = f"HTTP {status}"
         except BadInput as exc:
-            error, final = exc.message, True
-        except requests.RequestException as exc:
+            error, final = exc.message, exc.code == "callback_url_not_allowed"
+        except urllib3.exceptions.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
         delivered = error is None
         self.db.record_webhook_attempt(d.task_id, d.url, d.attempt, status, error, delivered, self.clock())
@@ -188,7 +286,7 @@ class WebhookSender:
         elif final or d.attempt >= self.settings.webhook_attempts:
             logger.error("task %s: webhook not delivered after %d attempts: %s", d.task_id, d.attempt, error)
         else:
-            delay = self.settings.webhook_backoff * 2 ** (d.attempt - 1)
+            delay = backoff.delay(d.attempt, self.settings.webhook_backoff, MAX_RETRY_DELAY)
             logger.warning("task %s: webhook attempt %d failed (%s); retry in %.1fs", d.task_id, d.attempt, error, delay)
             self._schedule(replace(d, attempt=d.attempt + 1), delay, retry=True)
             return False

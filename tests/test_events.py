@@ -92,9 +92,9 @@ def test_stream_is_bounded_in_time_and_in_number(tmp_path):
         # No worker runs here: the task stays pending and the stream ends on its time limit.
         first = client.get(f"/api/tasks/{task['id']}/events", buffered=False)
         assert first.status_code == 200
-        # One stream slot for two HTTP threads: a second stream is refused while the first is open.
+        # One waiting slot for two HTTP threads: a second stream of the same tenant is refused while the first is open.
         second = client.get(f"/api/tasks/{task['id']}/events")
-        assert second.status_code == 503 and second.get_json()["error"]["code"] == "too_many_streams"
+        assert second.status_code == 429 and second.get_json()["error"]["code"] == "too_many_streams"
         assert second.headers["Retry-After"]
         events = list(read_events(first.get_data(as_text=True).split("\n")))
         first.close()

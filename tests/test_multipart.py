@@ -1,4 +1,4 @@
-"""The app's multipart parser gives the same form and files as werkzeug's, and keeps its limits."""
+"""The multipart parser: the same fields and files as werkzeug's, one code per limit, malformed bodies refused."""
 from __future__ import annotations
 
 import io
@@ -6,9 +6,9 @@ import io
 import pytest
 from werkzeug import formparser
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import RequestEntityTooLarge
 
-from app.multipart import FastFormRequest, FormDataParser
+from app import multipart
+from app.errors import BadInput
 
 
 def _body(boundary: str, parts: list[tuple[str, str | None, str | None, bytes]]) -> bytes:
@@ -24,13 +24,14 @@ def _body(boundary: str, parts: list[tuple[str, str | None, str | None, bytes]])
     return out + f"--{boundary}--\r\n".encode()
 
 
-def _parse(parser_class, body: bytes, boundary: str, **limits):
-    parser = parser_class(cls=MultiDict, **limits)
+def _werkzeug(body: bytes, boundary: str):
+    parser = formparser.FormDataParser(cls=MultiDict)
     _, form, files = parser.parse(io.BytesIO(body), "multipart/form-data", len(body), {"boundary": boundary})
-    seen_files = [(k, f.filename, f.content_type, f.read()) for k, f in files.items(multi=True)]
+    fields = {k: form.getlist(k)[0].encode() for k in form}
+    seen = [(f.filename, f.read()) for _, f in files.items(multi=True)]
     for _, f in files.items(multi=True):
         f.close()
-    return list(form.items(multi=True)), seen_files
+    return fields, seen
 
 
 CASES = {
@@ -42,6 +43,7 @@ CASES = {
                                            ("file", "scan ü.pdf", "application/pdf", b"%PDF-1.4\n")]),
     "empty filename and empty field": ("b", [("file", "", "application/octet-stream", b""), ("type", None, None, b"")]),
     "file without a content type": ("q", [("file", "x.bin", None, b"abc")]),
+    "a field given twice": ("q", [("type", None, None, b"form"), ("type", None, None, b"document")]),
 }
 
 
@@ -49,34 +51,36 @@ CASES = {
 def test_parses_like_werkzeug(case):
     boundary, parts = CASES[case]
     body = _body(boundary, parts)
-    assert _parse(FormDataParser, body, boundary) == _parse(formparser.FormDataParser, body, boundary)
+    form = multipart.parse(body, boundary, max_files=5)
+    assert (form.fields, form.files) == _werkzeug(body, boundary)
 
 
-def test_a_file_is_read_whole_and_in_memory():
-    data = bytes(range(256)) * 4096  # 1 MiB, larger than any default spool threshold
-    body = _body("BB", [("file", "big.bin", "application/octet-stream", data)])
-    parser = FormDataParser(cls=MultiDict, max_content_length=len(body))
-    _, _, files = parser.parse(io.BytesIO(body), "multipart/form-data", len(body), {"boundary": "BB"})
-    upload = files["file"]
-    assert isinstance(upload.stream, io.BytesIO)
-    assert upload.read() == data
+def _refusal(body: bytes, boundary: str = "BB", max_files: int = 5) -> tuple[int, str]:
+    with pytest.raises(BadInput) as caught:
+        multipart.parse(body, boundary, max_files=max_files)
+    return caught.value.status, caught.value.code
 
 
-def test_too_many_parts_or_a_huge_field_is_413():
-    body = _body("BB", [(f"f{n}", None, None, b"x") for n in range(5)])
-    with pytest.raises(RequestEntityTooLarge):
-        _parse(FormDataParser, body, "BB", max_form_parts=4)
-    assert len(_parse(FormDataParser, body, "BB", max_form_parts=5)[0]) == 5
-    body = _body("BB", [("options", None, None, b"x" * 101)])
-    with pytest.raises(RequestEntityTooLarge):
-        _parse(FormDataParser, body, "BB", max_form_memory_size=100)
+def test_each_limit_has_its_own_code():
+    many_fields = _body("BB", [(f"f{n}", None, None, b"x") for n in range(multipart.EXTRA_PARTS + 6)])
+    assert _refusal(many_fields) == (413, "too_many_parts")
+    files = _body("BB", [("file", f"{n}.png", None, b"x") for n in range(6)])
+    assert len(multipart.parse(files, "BB", max_files=5).files) == 6  # counted by intake, after the type
+    big_field = _body("BB", [("options", None, None, b"x" * (multipart.MAX_FIELD_BYTES + 1))])
+    assert _refusal(big_field) == (413, "field_too_large")
+    big_file = _body("BB", [("file", "big.bin", None, b"x" * (multipart.MAX_FIELD_BYTES + 1))])
+    assert len(multipart.parse(big_file, "BB", max_files=1).files[0][1]) == multipart.MAX_FIELD_BYTES + 1
+    long_header = f'--BB\r\nContent-Disposition: form-data; name="{"n" * 9000}"\r\n\r\nx\r\n--BB--\r\n'.encode()
+    assert _refusal(long_header) == (413, "part_headers_too_large")
 
 
-@pytest.mark.parametrize("body", [b"not multipart at all", b"--BB\r\nContent-Disposition: form-data\r\n\r\nx\r\n--BB--\r\n",
+@pytest.mark.parametrize("body", [b"not multipart at all", b"--BB\r\nno colon in this header\r\n\r\nx\r\n--BB--\r\n",
                                   _body("BB", [("type", None, None, b"document")])[:-12]])
-def test_a_broken_body_parses_to_nothing(body):
-    assert _parse(FormDataParser, body, "BB") == ([], [])
+def test_a_broken_body_is_malformed(body):
+    assert _refusal(body) == (400, "malformed_multipart")
 
 
-def test_the_app_uses_it(app):
-    assert app.request_class is FastFormRequest
+def test_an_unnamed_part_is_ignored():
+    body = b'--BB\r\nContent-Disposition: form-data; name=""\r\n\r\nx\r\n--BB\r\nContent-Disposition: form-data\r\n\r\ny\r\n--BB--\r\n'
+    form = multipart.parse(body, "BB", max_files=1)
+    assert (form.fields, form.files) == ({}, [])

@@ -26,6 +26,9 @@ METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 # Every built-in check (no 5xx, status codes, content types, headers and bodies as documented, invalid
 # input refused, auth enforced) but one: schema-valid random bytes are not a readable image, so a 400 is right.
 EXCLUDED_CHECKS = [positive_data_acceptance]
+# A request over a documented limit (more files than maxItems) is refused with 413, which is a refusal too.
+CONFIG = schemathesis.config.SchemathesisConfig.from_dict({"checks": {"negative_data_rejection": {
+    "expected-statuses": [400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 428, 429, "5xx"]}}})
 EXAMPLES_PER_OPERATION = 25
 BUDGET_SECONDS = 60.0
 
@@ -143,7 +146,7 @@ def test_live_server_conforms_to_the_document(tmp_path, start_service, http):
     http.headers.update(auth)
     known = _seed(http, service.url)
     del http.headers["Authorization"]  # schemathesis adds it per case, and takes it away to probe enforcement
-    schema = schemathesis.openapi.from_url(f"{service.url}/api/openapi.json")
+    schema = schemathesis.openapi.from_url(f"{service.url}/api/openapi.json", config=CONFIG)
     operations = [result.ok() for result in schema.get_all_operations()]
     # schemathesis leaves out the operation it loaded the document from
     assert {o.label for o in operations} == {f"{m} {p}" for p, m in _documented(build_spec())} - {"GET /api/openapi.json"}
@@ -197,3 +200,15 @@ def test_docs_page_renders_every_operation_in_chromium_under_the_csp(service):
         finally:
             browser.close()
     assert problems == []  # a CSP refusal shows up here as a console error
+
+
+def test_what_the_server_refuses_by_shape_the_document_refuses_too(client):
+    spec = client.get("/api/openapi.json").get_json()
+    body = spec["paths"]["/api/tasks"]["post"]["requestBody"]["content"]
+    form, js = body["multipart/form-data"]["schema"]["properties"], body["application/json"]["schema"]["properties"]
+    settings = client.application.extensions["docproc"].settings
+    assert form["options"]["minLength"] >= 2  # an empty options field is not JSON, so not "schema-valid"
+    assert form["file"]["maxItems"] == js["images"]["maxItems"] == settings.max_files
+    batch = spec["paths"]["/api/batches"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert batch["properties"]["file"]["maxItems"] == settings.max_batch_files
+    assert "507" in spec["paths"]["/api/tasks"]["post"]["responses"]

@@ -22,13 +22,27 @@ def submit(client, data: bytes, **fields) -> str:
     return r.json["id"]
 
 
+class Clock:
+    """Wall-clock seconds that move only when told: retention is about age, and the test says how old."""
+
+    def __init__(self):
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def on_disk(rt, data: bytes) -> bool:
     return rt.store.exists(rt.store.digest(data))
 
 
 def test_files_of_finished_tasks_go_shared_and_pinned_files_stay(tmp_path):
     settings = make_settings(tmp_path, file_retention=0.5, task_retention=3600.0)
-    app = create_app(settings)
+    clock = Clock()
+    app = create_app(settings, clock=clock)
     rt, client = app.extensions["docproc"], app.test_client()  # workers not started: tasks stay where we put them
     shared, alone, uploading = page(1), page(2), page(3)
     finished_shared = submit(client, shared)
@@ -49,7 +63,7 @@ def test_files_of_finished_tasks_go_shared_and_pinned_files_stay(tmp_path):
     assert report["files_removed"] == 0 and on_disk(rt, alone) and on_disk(rt, shared)
     assert report["orphans_removed"] == 1 and not orphan_old.exists() and orphan_new.exists()
 
-    time.sleep(0.6)
+    clock.advance(0.6)
     # An upload of the same bytes is in flight: its file is pinned until its row commits.
     with rt.store.staged([uploading], rt.db.file_is_referenced):
         report = rt.pool.janitor.run_once()
@@ -62,7 +76,7 @@ def test_files_of_finished_tasks_go_shared_and_pinned_files_stay(tmp_path):
 
     # Once the last reader is finished and old enough, the shared file goes too.
     assert client.delete(f"/api/tasks/{waiting}").status_code == 200
-    time.sleep(0.6)
+    clock.advance(0.6)
     assert rt.pool.janitor.run_once()["files_removed"] == 1
     assert not on_disk(rt, shared) and orphan_new.exists()
     assert query(settings.data_dir, "SELECT count(*) FROM tasks")[0][0] == 4  # task retention is longer
@@ -85,7 +99,8 @@ def test_a_processing_task_keeps_its_file(tmp_path):
 
 def test_finished_tasks_are_deleted_after_task_retention(tmp_path, start_service, http):
     settings = make_settings(tmp_path, file_retention=0.2, task_retention=1.0)
-    svc = start_service(create_app(settings))
+    clock = Clock()
+    svc = start_service(create_app(settings, clock=clock))
     rt = svc.rt
     urls = []
     for n in (5, 6):
@@ -93,11 +108,11 @@ def test_finished_tasks_are_deleted_after_task_retention(tmp_path, start_service
         urls.append(svc.url + r.headers["Location"])
     tasks = [wait_for(http, url) for url in urls]
     assert all(t["status"] == "completed" for t in tasks)
-    time.sleep(0.3)
+    clock.advance(0.3)
     assert rt.pool.janitor.run_once()["files_removed"] == 2
     assert not any(on_disk(rt, page(n)) for n in (5, 6))
     assert http.get(urls[0]).json()["result"]["text"]  # the task and its result outlive its files
-    time.sleep(0.8)
+    clock.advance(0.8)
     assert rt.pool.janitor.run_once()["tasks_deleted"] == 2
     assert [http.get(url).status_code for url in urls] == [404, 404]
     assert query(settings.data_dir, "SELECT count(*) FROM task_files")[0][0] == 0

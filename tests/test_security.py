@@ -472,3 +472,20 @@ def test_security_headers_on_every_response(tmp_path, start_service, http):
     r = http.get(url + "/api/tasks")
     assert r.status_code == 401 and r.headers["X-Content-Type-Options"] == "nosniff"
     assert http.get(url + "/api/tasks", headers=bearer(key)).headers["X-Frame-Options"] == "DENY"
+
+
+def test_another_tenants_upload_is_not_remembered_for_you(tmp_path, http, http_only):
+    app = create_app(make_settings(tmp_path, rate_limit=0))
+    rt = app.extensions["docproc"]
+    a, b = (bearer(auth.create_key(rt.db, name)) for name in ("side-a", "side-b"))
+    url = http_only(app)
+    data = page(42)
+    sha = rt.store.digest(data)
+    assert post_file(http, url, data, a).status_code == 202
+    stored = rt.store.path_for(sha).stat()
+    assert rt.inspections.get("side-a", sha) is not None and rt.inspections.get("side-b", sha) is None
+    assert post_file(http, url, data, b).status_code == 202
+    # B's upload went through the same work as a new file: inspected for B, and written again.
+    assert rt.inspections.get("side-b", sha) is not None
+    assert rt.store.path_for(sha).stat().st_ino != stored.st_ino
+    assert rt.store.read(sha) == data

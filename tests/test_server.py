@@ -43,7 +43,7 @@ def _hello(environ, start_response):
 
 
 def test_http_server_serves_stops_and_frees_its_port():
-    server = HttpServer(_hello, host="127.0.0.1", port=0, threads=2).start()
+    server = HttpServer(_hello, host="127.0.0.1", port=0, threads=2, max_body=1024).start()
     port = server.port
     idle = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     idle.request("GET", "/a?b=1")
@@ -60,7 +60,7 @@ def test_http_server_serves_stops_and_frees_its_port():
     idle.close()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5)
-    again = HttpServer(_hello, host="127.0.0.1", port=port, threads=1).start()  # the same port, at once
+    again = HttpServer(_hello, host="127.0.0.1", port=port, threads=1, max_body=1024).start()  # the same port, at once
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         conn.request("POST", "/x", body=b"ignored")
@@ -75,4 +75,4 @@ def test_a_taken_port_is_an_oserror_before_anything_serves():
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         with pytest.raises(OSError):
-            HttpServer(_hello, host="127.0.0.1", port=taken.getsockname()[1], threads=1).bind()
+            HttpServer(_hello, host="127.0.0.1", port=taken.getsockname()[1], threads=1, max_body=1024).bind()

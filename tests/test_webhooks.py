@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import ipaddress
 import json
 import threading
 import time
@@ -13,7 +14,9 @@ import pytest
 
 from app import create_app
 from app.auth import tenant_secret
-from app.webhooks import sign
+from app.errors import BadInput
+from app import backoff
+from app.webhooks import Target, is_public, parse_callback_url, post, resolve_callback, sign
 from conftest import make_settings, wait_for
 from drawing import draw_page, png_bytes
 
@@ -165,3 +168,43 @@ def test_delivery_left_at_shutdown_resumes_at_the_next_start(tmp_path, receiver,
 def test_signature_is_hmac_sha256_of_the_raw_body():
     body = b'{"id":"x"}'
     assert sign("secret", body) == "sha256=" + hmac.new(b"secret", body, hashlib.sha256).hexdigest()
+
+
+def test_delivery_connects_to_the_checked_address_not_a_second_lookup(receiver):
+    # The host name resolves nowhere; the POST still reaches the address that was checked, named in Host.
+    port = receiver.server.server_address[1]
+    target = Target("http", "rebound.invalid", port, "/hook?x=1", "127.0.0.1")
+    assert post(target, b"{}", {"Content-Type": "application/json"}, timeout=5) == 200
+    (seen,) = receiver.wait_for(1)
+    assert seen["headers"]["Host"] == f"rebound.invalid:{port}"
+
+
+def test_redirects_are_not_followed(receiver):
+    receiver.statuses = [302]
+    port = receiver.server.server_address[1]
+    assert post(Target("http", "127.0.0.1", port, "/hook", "127.0.0.1"), b"{}", {}, timeout=5) == 302
+    assert len(receiver.wait_for(1)) == 1
+
+
+@pytest.mark.parametrize("address,public", [
+    ("8.8.8.8", True), ("2001:4860:4860::8888", True), ("64:ff9b::808:808", True),
+    ("64:ff9b::a9fe:a9fe", False), ("64:ff9b:1::a00:1", False), ("::7f00:1", False), ("::ffff:127.0.0.1", False),
+    ("2002:7f00:1::", False), ("2002:a00:1::", False), ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),
+    ("169.254.169.254", False), ("fe80::1", False), ("ff0e::1", False), ("::", False), ("::1", False)])
+def test_embedded_ipv4_forms_follow_the_address_they_carry(address, public):
+    assert is_public(ipaddress.ip_address(address)) is public
+
+
+def test_urls_python_cannot_split_are_400s_not_500s():
+    for url in ("http://127.0.0.1:99999/", "http://[::1/", "http://127.0.0.1:abc/", "http://[64:ff9b::1/"):
+        with pytest.raises(BadInput) as caught:
+            parse_callback_url(url)
+        assert caught.value.code == "invalid_callback_url"
+    assert resolve_callback("http://[::1]:8080/x", allow_private=True).address == "::1"
+
+
+def test_backoff_is_exponential_with_jitter_capped_and_honours_retry_after():
+    delays = [backoff.delay(3, 0.5, 600.0) for _ in range(200)]
+    assert all(1.0 <= d <= 2.0 for d in delays) and len(set(delays)) > 100
+    assert all(backoff.delay(30, 0.5, 10.0) <= 10.0 for _ in range(50))
+    assert backoff.delay(1, 0.5, 600.0, retry_after=30) == 30

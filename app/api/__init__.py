@@ -7,8 +7,16 @@ def runtime():
     return current_app.extensions["docproc"]
 
 
+def waiters():
+    """The cap and the waits of long-polls and event streams (app/api/waiting.py)."""
+    return current_app.extensions["docproc_waiters"]
+
+
 def init_app(app) -> None:
     from . import batches, documents, errors, health, tasks, web
+    from .waiting import WaitSlots
+
+    app.extensions["docproc_waiters"] = WaitSlots.for_threads(app.extensions["docproc"].settings.http_threads)
 
     errors.init_app(app)
     for module in (tasks, documents, batches, health):

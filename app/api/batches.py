@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify, request
 from .. import intake
 from ..auth import current_tenant
 from ..errors import BadInput
-from ..models import TERMINAL, TaskStatus, iso, task_to_dict
+from ..models import TERMINAL, TaskStatus, is_uuid, iso, task_to_dict
 from . import runtime
 
 bp = Blueprint("batches", __name__, url_prefix="/api")
@@ -17,7 +17,7 @@ def create_batch():
     rt = runtime()
     if not rt.accepting:
         raise BadInput(503, "shutting_down", "the service is shutting down", {"Retry-After": "10"})
-    sub = intake.parse_request(request)
+    sub = intake.parse_request(request, max_files=rt.settings.max_batch_files)
     rows, batch_id = intake.submit(sub, tenant=current_tenant(), rt=rt, batch=True)
     task_ids = [r["id"] for r in rows]
     response = jsonify({"id": batch_id, "type": sub.type, "task_ids": task_ids})
@@ -28,7 +28,7 @@ def create_batch():
 
 @bp.get("/batches/<batch_id>")
 def get_batch(batch_id: str):
-    if not intake.is_uuid(batch_id):
+    if not is_uuid(batch_id):
         raise BadInput(404, "not_found", "no such batch")
     batch, rows = runtime().db.batch_tasks(batch_id, current_tenant())
     if batch is None:

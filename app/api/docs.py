@@ -6,6 +6,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from ..errors import BadInput
 from ..openapi import build_spec
+from . import runtime
 
 bp = Blueprint("docs", __name__, url_prefix="/api")
 
@@ -31,7 +32,8 @@ PAGE = """<!DOCTYPE html>
 
 @bp.get("/openapi.json")
 def openapi():
-    return jsonify(build_spec())
+    settings = runtime().settings
+    return jsonify(build_spec(settings.max_files, settings.max_batch_files))
 
 
 @bp.get("/docs")

@@ -8,12 +8,13 @@ from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
 from ..errors import BadInput
+from ..storage import is_disk_full
 
 logger = logging.getLogger(__name__)
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
-               429: "rate_limited", 503: "unavailable"}
+               429: "rate_limited", 503: "unavailable", 507: "insufficient_storage"}
 
 
 def error_response(status: int, code: str, message: str, headers: dict | None = None, **extra):
@@ -42,6 +43,10 @@ def init_app(app) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
+        if is_disk_full(exc):  # whatever was being written rolled back: nothing half-stored
+            logger.error("refused a request: the disk is full (%s)", exc)
+            return error_response(507, "insufficient_storage", "the service has no room to store this now; "
+                                  "try again later", {"Retry-After": "60"})
         error_id = uuid.uuid4().hex[:12]
         logger.exception("unexpected error %s", error_id)
         return error_response(500, "internal_error", f"unexpected error; reference {error_id}", error_id=error_id)

@@ -3,31 +3,21 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, request
 
 from ..auth import current_tenant
-from ..errors import BadInput
 from ..models import TaskStatus, task_to_dict
-from . import runtime
-from .tasks import load_task
+from ..http_server import DISCONNECTED
+from . import runtime, waiters
+from .tasks import load_task, moved
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("events", __name__, url_prefix="/api")
 
 RETRY_MS = 3000
-
-
-def _slots(app) -> threading.BoundedSemaphore:
-    # Each open stream holds one of the HTTP server's Python threads: cap them so polling clients still get answers.
-    slots = app.extensions.get("docproc_sse_slots")
-    if slots is None:
-        limit = max(1, app.extensions["docproc"].settings.http_threads // 2)
-        slots = app.extensions.setdefault("docproc_sse_slots", threading.BoundedSemaphore(limit))
-    return slots
 
 
 def _event(name: str, data: dict) -> str:
@@ -44,38 +34,44 @@ def task_events(task_id: str):
     tenant = current_tenant()
     seen = rt.events.version(task_id)  # read before the row, so no change between the two is missed
     row = load_task(task_id)
-    slots = _slots(current_app)
-    if not slots.acquire(blocking=False):
-        raise BadInput(503, "too_many_streams", "too many event streams are open; poll instead", {"Retry-After": "5"})
+    slot = waiters().acquire(tenant, "too_many_streams", "event streams")
+    left = request.environ.get(DISCONNECTED)
 
     def stream():
         nonlocal seen
-        task = task_to_dict(row)
-        yield f"retry: {RETRY_MS}\n" + _event("task", task)
-        end = time.monotonic() + rt.settings.sse_max_seconds
-        reason = "finished"
-        while not TaskStatus(task["status"]).is_terminal:
-            left = end - time.monotonic()
-            if left <= 0 or not rt.accepting:
-                reason = "timeout" if rt.accepting else "shutdown"
-                break
-            version = rt.events.wait(task_id, seen, min(rt.settings.sse_keepalive, left))
-            if version == seen:
-                yield ": keep-alive\n\n"
-                continue
-            seen = version
-            fresh = rt.db.get_task(task_id, tenant)
-            if fresh is None:  # deleted by retention while watched
-                reason = "gone"
-                break
-            new = task_to_dict(fresh)
-            if _changed(task, new):
-                task = new
-                yield _event("task", task)
-        yield _event("end", {"id": task_id, "status": task["status"], "reason": reason})
+        try:
+            task = task_to_dict(row)
+            yield f"retry: {RETRY_MS}\n" + _event("task", task)
+            end = time.monotonic() + rt.settings.sse_max_seconds
+            reason = "finished"
+            while not TaskStatus(task["status"]).is_terminal:
+                remaining = end - time.monotonic()
+                if remaining <= 0 or not rt.accepting:
+                    reason = "timeout" if rt.accepting else "shutdown"
+                    break
+                version, why = slot.wait(lambda seconds: moved(rt.events.wait(task_id, seen, seconds), seen),
+                                         min(rt.settings.sse_keepalive, remaining), left)
+                if why in ("shutdown", "left"):
+                    reason = why
+                    break
+                if why == "timeout":
+                    yield ": keep-alive\n\n"
+                    continue
+                seen = version
+                fresh = rt.db.get_task(task_id, tenant)
+                if fresh is None:  # deleted by retention while watched
+                    reason = "gone"
+                    break
+                new = task_to_dict(fresh)
+                if _changed(task, new):
+                    task = new
+                    yield _event("task", task)
+            if reason != "left":
+                yield _event("end", {"id": task_id, "status": task["status"], "reason": reason})
+        finally:
+            slot.release()  # at once, also when the client left mid-stream
 
     response = Response(stream(), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    # The server closes every response, also when the client went away mid-stream or never read it.
-    response.call_on_close(slots.release)
+    response.call_on_close(slot.release)  # a stream that never started
     return response

@@ -9,9 +9,10 @@ from flask import Blueprint, jsonify, request
 from .. import intake
 from ..auth import current_tenant
 from ..errors import BadInput
-from ..models import TASK_TYPES, TaskStatus, task_to_dict
+from ..models import TASK_TYPES, TaskStatus, is_uuid, task_to_dict
+from ..http_server import DISCONNECTED
 from ..webhooks import callback_url, delivery_log
-from . import runtime
+from . import runtime, waiters
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("tasks", __name__, url_prefix="/api")
@@ -26,7 +27,7 @@ def not_found():
 
 def load_task(task_id: str):
     """This tenant's task, or the same 404 as an unknown id (so ids of others stay invisible)."""
-    if not intake.is_uuid(task_id):
+    if not is_uuid(task_id):
         raise not_found()
     row = runtime().db.get_task(task_id, current_tenant())
     if row is None:
@@ -38,7 +39,7 @@ def _submit(fixed_type: str | None):
     rt = runtime()
     if not rt.accepting:
         raise BadInput(503, "shutting_down", "the service is shutting down", {"Retry-After": "10"})
-    sub = intake.parse_request(request, fixed_type)
+    sub = intake.parse_request(request, fixed_type, max_files=rt.settings.max_files)
     (row,), _ = intake.submit(sub, tenant=current_tenant(), rt=rt)
     response = jsonify(task_to_dict(row))
     response.status_code = 202
@@ -75,6 +76,11 @@ def _wait_seconds() -> float:
     return wait
 
 
+def moved(version: int, seen: int) -> int | None:
+    """A waiter's answer: the new version, or None while it is still the one seen."""
+    return None if version == seen else version
+
+
 @bp.get("/tasks/<task_id>")
 @bp.get("/task_status/<task_id>")
 def get_task(task_id: str):
@@ -84,7 +90,12 @@ def get_task(task_id: str):
     version = rt.events.version(task_id)
     row = load_task(task_id)
     if wait and not TaskStatus(row["status"]).is_terminal:
-        rt.events.wait(task_id, version, wait)
+        slot = waiters().acquire(current_tenant(), "too_many_long_polls", "long-polls")
+        try:
+            slot.wait(lambda seconds: moved(rt.events.wait(task_id, version, seconds), version), wait,
+                      request.environ.get(DISCONNECTED))
+        finally:
+            slot.release()
         row = load_task(task_id)
     body = task_to_dict(row)
     if callback_url(row):
