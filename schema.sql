@@ -1,4 +1,6 @@
--- The one schema of docproc. Applied at every start; every statement is idempotent.
+-- The schema of docproc on SQLite (the embedded mode). Applied at every start after the migrations
+-- in migrations/sqlite/ have brought an older file up to date; every statement is idempotent.
+-- schema.postgres.sql is its twin for the distributed mode; app/engine/sql.py holds the statements.
 -- Times are Unix seconds (REAL); JSON columns hold text that json() accepts.
 
 CREATE TABLE IF NOT EXISTS tasks (
@@ -7,6 +9,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     type             TEXT NOT NULL,
     status           TEXT NOT NULL DEFAULT 'pending'
                      CHECK (status IN ('pending', 'processing', 'completed', 'failed', 'cancelled')),
+    phase            TEXT NOT NULL DEFAULT 'ocr' CHECK (phase IN ('ocr', 'extract')),  -- the next step to run
     priority         INTEGER NOT NULL DEFAULT 5 CHECK (priority BETWEEN 0 AND 9),
     progress         REAL NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 1),
     stage            TEXT NOT NULL DEFAULT 'queued',
@@ -15,14 +18,16 @@ CREATE TABLE IF NOT EXISTS tasks (
     errors           TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(errors)),
     input            TEXT NOT NULL CHECK (json_valid(input)),
     result           TEXT CHECK (result IS NULL OR json_valid(result)),
-    ocr_pages        TEXT CHECK (ocr_pages IS NULL OR json_valid(ocr_pages)),  -- kept for a retry
 
     content_hash     TEXT,                             -- files + type + options + extractor
     batch_id         TEXT,
-    claim            TEXT,                             -- token of the attempt that owns the row
+    callback_url     TEXT,                             -- options.callback_url, for the webhook sweep
+    claim            TEXT,                             -- token of the attempt that holds the row
+    lease_until      REAL,                             -- the holder renews it; past it the task is taken back
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     not_before       REAL,                             -- a retry waits until then
     deadline         REAL,                             -- the running attempt must end by then
+    dispatched_at    REAL,                             -- last sent to a queue (a lost message is sent again)
     files_purged     INTEGER NOT NULL DEFAULT 0,
     created_at       REAL NOT NULL,
     updated_at       REAL NOT NULL,
@@ -36,6 +41,7 @@ DROP INDEX IF EXISTS tasks_by_hash;
 CREATE INDEX IF NOT EXISTS tasks_by_hash_newest ON tasks (tenant, content_hash, completed_at) WHERE status = 'completed';
 CREATE INDEX IF NOT EXISTS tasks_by_batch ON tasks (batch_id) WHERE batch_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tasks_by_completion ON tasks (completed_at) WHERE completed_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tasks_by_lease ON tasks (lease_until) WHERE status = 'processing';
 
 -- Which stored files a task reads: retention never deletes a file a live task needs.
 CREATE TABLE IF NOT EXISTS task_files (
@@ -45,12 +51,20 @@ CREATE TABLE IF NOT EXISTS task_files (
     PRIMARY KEY (task_id, position)
 );
 CREATE INDEX IF NOT EXISTS task_files_by_sha ON task_files (sha256);
--- Filled from the task's own input, so that storing a task is one INSERT: one statement is one
--- transaction, and the service's write lock is held for a single call into SQLite.
+-- Filled from the task's own input, so that storing a task is one INSERT.
 CREATE TRIGGER IF NOT EXISTS task_files_from_input AFTER INSERT ON tasks BEGIN
     INSERT INTO task_files (task_id, position, sha256)
     SELECT new.id, key, json_extract(value, '$.sha256') FROM json_each(new.input, '$.files');
 END;
+
+-- The OCR of each page an attempt has read, kept until the task ends: a retry or a resumed task
+-- reads only the pages still missing.
+CREATE TABLE IF NOT EXISTS task_pages (
+    task_id   TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    idx       INTEGER NOT NULL,
+    data      TEXT NOT NULL CHECK (json_valid(data)),
+    PRIMARY KEY (task_id, idx)
+);
 
 CREATE TABLE IF NOT EXISTS batches (
     id          TEXT PRIMARY KEY,
@@ -86,4 +100,4 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
 );
 CREATE INDEX IF NOT EXISTS webhook_deliveries_by_task ON webhook_deliveries (task_id);
 
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;

@@ -58,16 +58,14 @@ def serve():
 def _database():
     """The service's database under DOCPROC_DATA_DIR, closed when the block ends."""
     from .config import ConfigError, Settings
-    from .db import Database
+    from .engine import open_store
 
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
         raise Exit(str(exc), 2) from None
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.db_path)
+    db = open_store(settings)
     try:
-        db.init_schema()
         yield db
     finally:
         db.close_all()

@@ -80,6 +80,12 @@ class Settings:
     file_retention: float = 7 * 86400.0
     task_retention: float = 30 * 86400.0
     janitor_interval: float = 60.0
+    lease_seconds: float = 60.0  # a running task's holder renews it; past it the janitor takes the task back
+    redispatch_after: float = 300.0  # a due task not picked up this long after it was queued is queued again
+    db_busy_timeout: float = 10.0  # seconds a write waits for another process's lock on the SQLite file
+    storage_retry_seconds: float = 30.0  # a worker rides out a storage fault this long before leaving it to leases
+    database_url: str = ""  # postgresql://...: the distributed mode's database (empty: SQLite in data_dir)
+    broker_url: str = ""  # redis://...: Celery's broker (empty: the in-process queue and worker threads)
     rate_limit: float = 20.0  # requests per second per key
     rate_burst: int = 100
     allow_anonymous: bool = False
@@ -186,6 +192,12 @@ _ENV = [
     ("file_retention", "DOCPROC_FILE_RETENTION", _float, ()),
     ("task_retention", "DOCPROC_TASK_RETENTION", _float, ()),
     ("janitor_interval", "DOCPROC_JANITOR_INTERVAL", _float, (0.01,)),
+    ("lease_seconds", "DOCPROC_LEASE_SECONDS", _float, (1.0,)),
+    ("redispatch_after", "DOCPROC_REDISPATCH_AFTER", _float, ()),
+    ("db_busy_timeout", "DOCPROC_DB_BUSY_TIMEOUT", _float, (0.001,)),
+    ("storage_retry_seconds", "DOCPROC_STORAGE_RETRY_SECONDS", _float, ()),
+    ("database_url", "DOCPROC_DATABASE_URL", _str, ()),
+    ("broker_url", "DOCPROC_BROKER_URL", _str, ()),
     ("rate_limit", "DOCPROC_RATE_LIMIT", _float, ()),
     ("rate_burst", "DOCPROC_RATE_BURST", _int, (1,)),
     ("allow_anonymous", "DOCPROC_ALLOW_ANONYMOUS", _bool, ()),

@@ -53,3 +53,19 @@ def excerpt(value, limit: int = 40) -> str:
     """A client's value for an error message: its repr, cut to a short prefix (never echo a megabyte back)."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class StorageError(Exception):
+    """The database could not be read or written (I/O error); worth trying again later."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class StorageBusy(StorageError):
+    """Another writer held the database longer than the busy timeout."""
+
+
+class StorageFull(StorageError):
+    """The disk holding the database or the files is full."""

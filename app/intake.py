@@ -13,7 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from . import jsonio, multipart, pages
-from .db import NewTask
+from .engine.store import NewTask
 from .errors import BadInput, excerpt
 from .models import TASK_TYPES, is_uuid
 from .strategies import allowed_options, required_options
@@ -285,14 +285,14 @@ def submit(sub: Submission, *, tenant: str, rt, batch: bool = False) -> tuple[li
             raise BadInput(503, "overloaded", "too many tasks are waiting; try again later", {"Retry-After": "5"})
     for t in tasks:
         if t.cached_result is None:
-            rt.queue.put(t.id, t.priority)
+            rt.dispatcher.dispatch(t.id, t.priority)
         logger.info("task %s submitted: type=%s files=%d priority=%d%s", t.id, t.type, len(t.input["files"]),
                     t.priority, " (from cache)" if t.cached_result is not None else "")
     if rt.metrics is not None:
         rt.metrics.on_submitted(sub.type, len(tasks))
     for t, row in zip(tasks, rows):
         if t.cached_result is not None:
-            rt.events.finished(row)
+            rt.lifecycle.announce(row)  # born completed: the same hooks as any ending
     return rows, batch_id
 
 

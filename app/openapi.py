@@ -39,7 +39,7 @@ SUBMIT_413 = ("payload_too_large", "too_many_files", "too_many_pages", "too_many
               "part_headers_too_large")
 SUBMIT_415 = ("unsupported_content_type", "unsupported_media_type")
 SUBMIT_429 = ("too_many_pending", *RATE_LIMITED)
-SUBMIT_503 = ("shutting_down", "overloaded")
+SUBMIT_503 = ("shutting_down", "overloaded", "storage_busy")
 
 
 # -- schemas ------------------------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""The work queue: task ids only, behind put / get / ack so another broker could replace it."""
+"""The embedded mode's queue of task ids: priority then FIFO, delayed entries for retries, bounded.
+
+It is also the embedded Dispatcher (app/engine/protocols.py): dispatch() offers an id, the worker
+pool takes them with get(). Overflow stays in the database and is offered again by refill.
+"""
 from __future__ import annotations
 
 import heapq
@@ -15,14 +19,13 @@ class TaskQueue(Protocol):
     def get(self, timeout: float | None = None) -> str | None:
         """The next due id, highest priority first and FIFO within one; None on timeout or close."""
 
-    def ack(self, task_id: str) -> None:
-        """The consumer is done with this id."""
-
     def depth(self) -> int:
         """Ids waiting (due or delayed)."""
 
     def close(self) -> None:
         """Wake every waiting consumer; get() answers None from now on."""
+
+    overflowed: bool  # an id was refused for lack of room: the database has tasks the queue does not
 
 
 class LocalQueue:
@@ -34,12 +37,18 @@ class LocalQueue:
         self._ready: list[tuple[int, int, str]] = []  # (-priority, seq, id)
         self._delayed: list[tuple[float, int, int, str]] = []  # (due, seq, priority, id)
         self._members: set[str] = set()
-        self._in_flight: set[str] = set()
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._closed = False
         self.overflowed = False
 
+    # -- the Dispatcher side ------------------------------------------------------------------
+    split_steps = False  # one worker runs a task's OCR and its extraction under one claim
+
+    def dispatch(self, task_id: str, priority: int, *, phase: str = "ocr", not_before: float | None = None) -> bool:
+        return self.put(task_id, priority, not_before=not_before)
+
+    # -- the queue side -----------------------------------------------------------------------
     def put(self, task_id: str, priority: int, *, not_before: float | None = None) -> bool:
         with self._cond:
             if task_id in self._members:
@@ -69,7 +78,6 @@ class LocalQueue:
                 if self._ready:
                     _, _, task_id = heapq.heappop(self._ready)
                     self._members.discard(task_id)
-                    self._in_flight.add(task_id)
                     return task_id
                 # Sleep until woken by put/close, the next delayed entry is due, or the timeout.
                 waits = []
@@ -84,10 +92,6 @@ class LocalQueue:
                     continue
                 self._cond.wait(wait)
             return None
-
-    def ack(self, task_id: str) -> None:
-        with self._cond:
-            self._in_flight.discard(task_id)
 
     def depth(self) -> int:
         with self._cond:

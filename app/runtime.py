@@ -9,10 +9,14 @@ from functools import partial
 
 from .artifacts import TaskArtifacts
 from .config import Settings
-from .db import Database
 from .documents import Documents
-from .events import TaskEvents
+from .engine import open_store
+from .engine.execute import Executor
+from .engine.lifecycle import Lifecycle
+from .engine.notify import LocalNotifier
+from .engine.store import TaskStore
 from .intake import InspectionCache
+from .janitor import Janitor
 from .metrics import Metrics
 from .ocr import Tesseract
 from .ocr_pool import OcrPool
@@ -29,13 +33,15 @@ logger = logging.getLogger(__name__)
 @dataclass
 class Runtime:
     settings: Settings
-    db: Database
+    db: TaskStore
     store: FileStore
     queue: LocalQueue
-    events: TaskEvents
+    events: LocalNotifier
+    lifecycle: Lifecycle
     ocr_engine: Tesseract
     ocr_pool: OcrPool
     extractor: object
+    executor: Executor
     pool: WorkerPool
     clock: object
     started_at: float
@@ -45,8 +51,12 @@ class Runtime:
     documents: Documents | None = None
 
     @property
+    def dispatcher(self):
+        return self.queue
+
+    @property
     def accepting(self) -> bool:
-        return not self.pool.stopping
+        return not self.pool.stopping and not self.events.closed
 
 
 def make_extractor(settings: Settings):
@@ -64,11 +74,11 @@ def make_extractor(settings: Settings):
 def build_runtime(settings: Settings, *, clock=time.time, extractor=None) -> Runtime:
     """Create the data dir, open the database, apply the schema, wire every part."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.db_path)
-    db.init_schema()
+    db = open_store(settings, clock=clock)
     store = FileStore(settings.files_dir)
     queue = LocalQueue(settings.queue_size, clock=clock)
-    events = TaskEvents()
+    events = LocalNotifier()
+    lifecycle = Lifecycle(db, events, clock)
     engine = Tesseract(timeout=settings.ocr_timeout, max_pixels=settings.ocr_max_pixels)
     reader = PageReader(engine, pdf_dpi=settings.pdf_dpi)
     ocr_pool = OcrPool(reader.read, settings.effective_ocr_concurrency, clock=clock, on_stop=engine.close)
@@ -79,12 +89,15 @@ def build_runtime(settings: Settings, *, clock=time.time, extractor=None) -> Run
                         clock=clock, llm_slots=llm_slots, on_usage=metrics.on_usage, on_stage=metrics.on_stage,
                         on_progress=events.publish)
     webhooks = WebhookSender(settings, db, partial(_tenant_secret, db), clock=clock)
-    events.on_finished(metrics.on_finished)
-    events.on_finished(webhooks.on_finished)
-    pool = WorkerPool(settings, services, queue, events, clock=clock, companions=[webhooks])
-    rt = Runtime(settings=settings, db=db, store=store, queue=queue, events=events, ocr_engine=engine,
-                 ocr_pool=ocr_pool, extractor=extractor, pool=pool, clock=clock, started_at=clock(),
-                 metrics=metrics, webhooks=webhooks,
+    lifecycle.on_finished(metrics.on_finished)
+    lifecycle.on_finished(webhooks.on_finished)
+    executor = Executor(settings, services, lifecycle, queue, events, clock=clock)
+    janitor = Janitor(settings, db, store, lifecycle, queue, clock)
+    pool = WorkerPool(settings, executor, queue, db, ocr_pool, janitor, clock=clock, companions=[webhooks])
+    janitor.refill = pool.refill
+    rt = Runtime(settings=settings, db=db, store=store, queue=queue, events=events, lifecycle=lifecycle,
+                 ocr_engine=engine, ocr_pool=ocr_pool, extractor=extractor, executor=executor, pool=pool,
+                 clock=clock, started_at=clock(), metrics=metrics, webhooks=webhooks,
                  documents=Documents(db, store, TaskArtifacts(settings.artifacts_dir), reader))
     metrics.watch(rt)
     return rt

@@ -11,6 +11,7 @@ import requests
 from app import create_app
 from app.config import Settings
 from app.server import Service
+from backends import BACKENDS, open_backend
 
 
 def make_settings(tmp_path: Path, **overrides) -> Settings:
@@ -100,3 +101,11 @@ def db_rows(settings, sql, *args):
         return conn.execute(sql, args).fetchall()
     finally:
         conn.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request, tmp_path):
+    """An empty task store on each backend (tests/backends.py), closed after the test."""
+    s = open_backend(request.param, tmp_path)
+    yield s
+    s.close_all()

@@ -152,7 +152,7 @@ def test_json_logs_from_the_real_server(run_server):
     events = [r["message"].split()[2].rstrip(":") for r in records if r.get("task_id") == task_id]
     assert events == ["submitted", "started", "completed"]
     task_records = [r for r in records if r.get("task_id") == task_id]
-    assert {r["logger"] for r in task_records} >= {"app.intake", "app.workers"}
+    assert {r["logger"] for r in task_records} >= {"app.intake", "app.engine.execute"}
     messages = [r["message"] for r in records]
     assert any(m.startswith("signal 15: draining") for m in messages)
     assert messages[-1] == "docproc stopped"

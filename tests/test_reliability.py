@@ -16,6 +16,8 @@ import requests
 
 from app import create_app
 from app.auth import create_key
+from app.engine.store import Guard
+from app.models import TaskStatus
 from app.server import Service
 from app.workers import DataDirBusy
 from conftest import llm_settings, make_settings, wait_for
@@ -98,12 +100,12 @@ def test_retry_after_an_llm_failure_reuses_the_ocr(llm_service, fake, http, capl
         task = wait_for(http, f"{svc.url}/api/tasks/{submit(http, svc.url, page(3))}")
     assert task["status"] == "completed" and task["attempts"] == 2, task
     reused = [r.getMessage() for r in caplog.records if "reusing the OCR" in r.getMessage()]
-    assert reused == [f"task {task['id']}: reusing the OCR of 1 pages from an earlier attempt"]
+    assert reused == [f"task {task['id']}: reusing the OCR of 1 of 1 pages from an earlier attempt"]
     first, second = fake.requests
     assert first["messages"][1:] == second["messages"][1:]  # the same OCR text went to the LLM
     assert "number 3" in task["result"]["text"]
-    (row,) = query(svc.rt.settings.data_dir, "SELECT ocr_pages FROM tasks WHERE id = ?", task["id"])
-    assert row[0] is None  # kept only while a retry may need it
+    (row,) = query(svc.rt.settings.data_dir, "SELECT count(*) FROM task_pages WHERE task_id = ?", task["id"])
+    assert row[0] == 0  # kept only while a retry may need it
 
 
 def test_429_waits_for_retry_after_without_holding_the_worker(llm_service, fake, http):
@@ -188,15 +190,19 @@ def test_janitor_expires_a_stuck_attempt_and_its_late_writes_are_refused(app, cl
     task_id = client.post("/api/tasks", data={"type": "document", "file": (io.BytesIO(small_page), "p.png")}).json["id"]
     # A worker claimed the task, then hung past its deadline (a wedged library call, say).
     now = time.time()
-    assert rt.db.claim_task(task_id, "stuck", now - 10, deadline=now - 1) is not None
+    assert rt.db.claim_task(task_id, "stuck", now - 10, deadline=now - 1, lease_until=now + 60) is not None
     assert rt.pool.janitor.run_once()["expired"] == 1
     row = rt.db.get_task(task_id)
     assert row["status"] == "failed" and json.loads(row["errors"])[-1]["stage"] == "timeout"
     # The stuck attempt wakes up: every write it tries changes nothing.
-    assert rt.db.record_progress(task_id, "stuck", 0.9, "extract", time.time()) is None
-    assert rt.db.complete_task(task_id, "stuck", {"title": "late"}, time.time()) is False
-    assert rt.db.retry_later(task_id, "stuck", "extract", "late", time.time(), time.time()) is False
-    assert rt.db.fail_task(task_id, "stuck", "extract", "late", time.time()) is False
+    now = time.time()
+    assert rt.db.record_progress(task_id, "stuck", 0.9, "extract", now, now + 60) is None
+    assert rt.db.keep_page(task_id, "stuck", 0, {"text": "late"}) is False
+    assert rt.db.hand_off(task_id, "stuck", "extract", "extract queued", now) is False
+    assert rt.db.retry_later(task_id, "stuck", "extract", "late", now, now, "extract") is False
+    assert rt.db.release_task(task_id, "stuck", now) is False
+    for status in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED):
+        assert rt.lifecycle.finish(task_id, status, Guard.attempt("stuck"), result={"title": "late"}) is None
     row = rt.db.get_task(task_id)
     assert row["status"] == "failed" and row["result"] is None and len(json.loads(row["errors"])) == 1
 
@@ -450,8 +456,7 @@ def test_pages_read_before_a_crash_are_not_read_again(tmp_path, servers, http):
     task_id = submit(http, srv.url, tiff_bytes(images), name="report.tif")
 
     def pages_kept() -> int:
-        (row,) = query(data, "SELECT ocr_pages FROM tasks WHERE id = ?", task_id)
-        return len(json.loads(row[0])) if row[0] else 0
+        return query(data, "SELECT count(*) FROM task_pages WHERE task_id = ?", task_id)[0][0]
     until(lambda: pages_kept() >= 2, 60, "two pages read")
     srv.kill()
     kept = pages_kept()

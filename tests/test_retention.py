@@ -92,7 +92,7 @@ def test_a_processing_task_keeps_its_file(tmp_path):
     client.delete(f"/api/tasks/{done}")
     running = submit(client, data)
     now = time.time()
-    assert rt.db.claim_task(running, "a-worker", now, now + 60) is not None  # a worker holds it
+    assert rt.db.claim_task(running, "a-worker", now, now + 60, now + 60) is not None  # a worker holds it
     assert rt.pool.janitor.run_once()["files_removed"] == 0 and on_disk(rt, data)
     rt.db.close_all()
 

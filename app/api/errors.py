@@ -7,7 +7,7 @@ import uuid
 from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
-from ..errors import BadInput
+from ..errors import BadInput, StorageBusy, StorageFull
 from ..storage import is_disk_full
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,10 @@ def init_app(app) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
-        if is_disk_full(exc):  # whatever was being written rolled back: nothing half-stored
+        if isinstance(exc, StorageBusy):  # another process holds the database past the busy timeout
+            logger.warning("refused a request: %s", exc.message)
+            return error_response(503, "storage_busy", "the database is busy; try again shortly", {"Retry-After": "5"})
+        if isinstance(exc, StorageFull) or is_disk_full(exc):  # whatever was being written rolled back
             logger.error("refused a request: the disk is full (%s)", exc)
             return error_response(507, "insufficient_storage", "the service has no room to store this now; "
                                   "try again later", {"Retry-After": "60"})

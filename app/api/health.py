@@ -4,9 +4,12 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from ..auth import current_tenant
+from ..models import iso
 from . import runtime
 
 bp = Blueprint("health", __name__, url_prefix="/api")
+
+FAULT_MEMORY = 60.0  # seconds a storage fault keeps health degraded when nothing has written since
 
 
 @bp.get("/health")
@@ -18,7 +21,10 @@ def health():
         version = rt.ocr_engine.version()
     except Exception:  # reported, not raised: health must answer even when tesseract is gone
         version = None
-    ok = alive == expected and version is not None and rt.accepting
+    fault = rt.db.fault  # the last storage fault, until a write succeeds or it is FAULT_MEMORY old
+    if fault is not None and rt.clock() - fault["at"] > FAULT_MEMORY:
+        fault = None
+    ok = alive == expected and version is not None and rt.accepting and fault is None
     body = {
         "status": "ok" if ok else "degraded",
         "accepting": rt.accepting,
@@ -26,6 +32,7 @@ def health():
         "queue_depth": rt.queue.depth(),
         "tesseract": version,
         "extractor": rt.extractor.name,
+        "storage": {"ok": True} if fault is None else {"ok": False, "error": fault["error"], "since": iso(fault["at"])},
     }
     return jsonify(body), (200 if ok else 503)
 

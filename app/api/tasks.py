@@ -127,16 +127,9 @@ def cancel_task(task_id: str):
     """Pending: cancelled now (200). Processing: stops at its next stage boundary (202). Finished: 409."""
     load_task(task_id)
     rt = runtime()
-    outcome = rt.db.cancel_task(task_id, current_tenant(), rt.clock())
-    row = rt.db.get_task(task_id)
+    outcome, row = rt.lifecycle.cancel(task_id, current_tenant())
     if outcome == "finished":
         raise BadInput(409, "task_finished", f"the task is already {row['status']}")
     if outcome == "missing":
         raise not_found()
-    if outcome == "cancelled":
-        logger.info("task %s cancelled while pending", task_id)
-        rt.events.finished(row)
-    else:
-        logger.info("task %s cancel requested while processing", task_id)
-        rt.events.publish(task_id)
     return jsonify(task_to_dict(row)), (200 if outcome == "cancelled" else 202)

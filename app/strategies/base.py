@@ -1,42 +1,49 @@
 """What a strategy sees of its task: files, options, OCR, the extractor, progress and cancel."""
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
-from .. import ocr
+from .. import jsonio, ocr
 from ..artifacts import TaskArtifacts
 from ..ocr_pool import PageAborted
 from ..pages import PageRef
 from ..errors import PermanentError, TaskCancelled, TaskError, TaskLost, TaskTimedOut, TransientError
+from ..engine.persist import persist
 from ..extract.base import Extraction, LibraryEntry
 from ..extract.local import label_key
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..engine.store import TaskStore
+    from ..extract.base import Extractor
+    from ..ocr_pool import OcrPool
+    from ..storage import FileStore
 
 logger = logging.getLogger(__name__)
 
 OCR_SHARE = 0.8  # progress 0..0.8 is OCR, the rest extraction
 DEADLINE_SLACK = 0.05  # seconds: a request cut at the deadline may return a hair before it
-CANCEL_POLL = 0.5  # seconds: while pages are in tesseract, a cancel is looked for this often
 
 
 @dataclass
 class Services:
-    """The long-lived parts every task uses, built once by the pool's owner."""
+    """The long-lived parts every task uses, built once by the runtime."""
 
-    db: object
-    store: object
-    ocr_pool: object
-    extractor: object
-    settings: object
-    clock: object
+    db: "TaskStore"
+    store: "FileStore"
+    ocr_pool: "OcrPool"
+    extractor: "Extractor"
+    settings: "Settings"
+    clock: Callable[[], float]
     llm_slots: threading.Semaphore | None = None
-    on_usage: object = None  # callback(task_type, usage dict), for metrics
-    on_stage: object = None  # callback(task_type, stage, seconds) when a stage ran to its end, for metrics
-    on_progress: object = None  # callback(task_id) after progress was written: wakes long-polls and event streams
+    on_usage: Callable[[str, dict], None] | None = None  # (task type, usage), for metrics
+    on_stage: Callable[[str, str, float], None] | None = None  # (task type, stage, seconds) of a stage that ran to its end
+    on_progress: Callable[[str], None] | None = None  # (task id) after progress was written: wakes long-polls
 
 
 class TaskContext:
@@ -54,17 +61,26 @@ class TaskContext:
         self.options = input_.get("options", {})
         self.s = services
         self.stage = "starting"
+        self.pages_read = False  # every page is read and kept: a retry goes straight to extraction
+        self._pages: list | None = None
+        self._batch = None
+        self._aborted = False
 
     # -- boundaries --------------------------------------------------------------------
     def remaining(self) -> float:
         return self.deadline - self.s.clock()
 
-    def checkpoint(self, stage: str, progress: float, *, ocr_page: tuple[int, dict] | None = None) -> None:
-        """Record progress; stop here if the task was cancelled, timed out or taken away."""
+    def _persist(self, call, what: str):
+        return persist(call, budget=min(self.s.settings.storage_retry_seconds, max(self.remaining(), 0.0)), what=what)
+
+    def checkpoint(self, stage: str, progress: float) -> None:
+        """Record progress and renew the lease; stop here if the task was cancelled, timed out or taken away."""
         self.stage = stage.split(" ")[0]
         if self.remaining() <= 0:
             raise TaskTimedOut("task passed its deadline (DOCPROC_TASK_TIMEOUT)", stage=self.stage)
-        cancel = self.s.db.record_progress(self.task_id, self.claim, progress, stage, self.s.clock(), ocr_page)
+        now = self.s.clock()
+        cancel = self._persist(lambda: self.s.db.record_progress(
+            self.task_id, self.claim, progress, stage, now, now + self.s.settings.lease_seconds), "progress")
         if cancel is None:
             raise TaskLost(self.task_id)
         if cancel:
@@ -72,69 +88,79 @@ class TaskContext:
         if self.s.on_progress:
             self.s.on_progress(self.task_id)
 
+    def abort(self, *, kill: bool = False) -> None:
+        """From another thread (a cancel heard, shutdown): stop this attempt's OCR now."""
+        self._aborted = True
+        batch = self._batch
+        if batch is not None:
+            batch.abort(kill=kill)
+            batch.results.put((None, None, None))  # wakes the reader, which then reaches its checkpoint
+
     # -- OCR -----------------------------------------------------------------------------
     def ocr_pages(self) -> list:
-        """OCR every page of every file through the shared, fair OCR slots; each page is kept as it is read,
-        so another attempt (a retry, a resume after a crash) reads only the pages still missing."""
-        refs = []
+        """Every page of every file, read once per task through the shared, fair OCR slots.
+
+        Each page is kept as it is read; a later attempt (a retry, a resume after a crash) reads only
+        the pages still missing.
+        """
+        if self._pages is not None:
+            return self._pages
+        kept = {i: ocr.PageText.from_dict(p) for i, p in self.s.db.kept_pages(self.task_id).items()}
+        lang = self.options.get("lang", "eng")
+        loaders = []  # pages.PageRef: each page is decoded in its OCR slot, so a big PDF is not held decoded
         artifacts = TaskArtifacts(self.s.settings.artifacts_dir)
         for f in self.files:
             data = self._file(f["sha256"])
-            refs += [PageRef(data, f["media_type"], p, layer=artifacts.layer(self.task_id, len(refs) + p))
-                     for p in range(f["pages"])]
-        total = len(refs)
-        stored = json.loads(self.row["ocr_pages"]) if self.row["ocr_pages"] else {}
-        if isinstance(stored, list):  # kept whole by an earlier version
-            stored = dict(enumerate(stored))
-        pages = [None] * total
-        for key, value in stored.items():
-            if 0 <= int(key) < total:
-                pages[int(key)] = ocr.PageText.from_dict(value)
-        todo = [i for i, page in enumerate(pages) if page is None]
-        if not todo:
-            logger.info("task %s: reusing the OCR of %d pages from an earlier attempt", self.task_id, total)
-            self.checkpoint(f"ocr {total}/{total} pages (reused)", OCR_SHARE)
-            return pages
-        if len(todo) < total:
-            logger.info("task %s: reusing the OCR of %d of %d pages from an earlier attempt", self.task_id,
-                        total - len(todo), total)
-        lang = self.options.get("lang", "eng")
+            for p in range(f["pages"]):
+                # The page's text-only PDF (its searchable PDF layer) is written by the same tesseract run.
+                loaders.append(PageRef(data, f["media_type"], p, layer=artifacts.layer(self.task_id, len(loaders))))
+        total = len(loaders)
+        pages = [kept.get(i) for i in range(total)]
+        missing = [i for i in range(total) if pages[i] is None]
+        if kept:
+            logger.info("task %s: reusing the OCR of %d of %d pages from an earlier attempt",
+                        self.task_id, total - len(missing), total)
         started = time.monotonic()
-        done = total - len(todo)
-        self.checkpoint(f"ocr {done}/{total} pages", OCR_SHARE * done / total)
-        batch = self.s.ocr_pool.submit(self.claim, self.priority, [refs[i] for i in todo], lang, deadline=self.deadline)
+        done = total - len(missing)
+        self.checkpoint(f"ocr {done}/{total} pages" + (" (reused)" if kept and not missing else ""),
+                        OCR_SHARE * done / total)
+        if missing:
+            self._read(loaders, missing, pages, lang, done, total)
+        self.pages_read = True
+        self._pages = pages
+        self._timed("ocr", started)
+        return pages
+
+    def _read(self, loaders: list, missing: list[int], pages: list, lang: str, done: int, total: int) -> None:
+        batch = self.s.ocr_pool.submit(self.claim, self.priority, [loaders[i] for i in missing], lang,
+                                       deadline=self.deadline)
+        self._batch = batch
         finished = False
         try:
-            received = 0
-            while received < len(todo):
+            for _ in missing:
                 try:
-                    position, page, exc = batch.next_result(timeout=min(max(self.remaining(), 0.001), CANCEL_POLL))
+                    position, page, exc = batch.next_result(timeout=max(self.remaining(), 0.001))
                 except queue.Empty:
-                    if self.remaining() <= 0:
-                        raise TaskTimedOut("task passed its deadline during OCR", stage="ocr") from None
-                    if self.s.db.cancel_requested(self.task_id):
-                        raise TaskCancelled(self.task_id) from None  # its tesseracts are killed below
-                    continue
-                received += 1
-                index = todo[position]
-                if isinstance(exc, PageAborted):
-                    # Stopped from outside (shutdown, a cancel): say why, and write no outcome of our own.
+                    raise TaskTimedOut("task passed its deadline during OCR", stage="ocr") from None
+                if position is None or isinstance(exc, PageAborted):  # woken or stopped by abort(): the checkpoint says why
                     self.checkpoint(f"ocr {done}/{total} pages", OCR_SHARE * done / total)
                     raise TaskLost(self.task_id)
+                index = missing[position]
                 if exc is not None:
                     if isinstance(exc, TaskError):
                         raise exc
                     raise PermanentError(f"page {index + 1} could not be read: {exc}", stage="ocr") from exc
                 pages[index] = page
+                if not self._persist(lambda: self.s.db.keep_page(self.task_id, self.claim, index, page.to_dict()),
+                                     "keep page"):
+                    raise TaskLost(self.task_id)
                 done += 1
-                self.checkpoint(f"ocr {done}/{total} pages", OCR_SHARE * done / total,
-                                ocr_page=(index, page.to_dict()))
+                self.checkpoint(f"ocr {done}/{total} pages", OCR_SHARE * done / total)
             finished = True
         finally:
+            self._batch = None
             # A cancel, the deadline or a failed page: the task's pages still in tesseract stop now.
             batch.abort(kill=not finished)
-        self._timed("ocr", started)
-        return pages
 
     def _file(self, sha256: str) -> bytes:
         try:
@@ -200,7 +226,7 @@ class TaskContext:
                 row = rows.get(ref)
                 if row is None or row["status"] != "completed":
                     raise PermanentError(f"library task {ref} is not a completed task", stage="fill")
-                kv = json.loads(row["result"]).get("kv", {})
+                kv = jsonio.loads(row["result"]).get("kv", {})
                 entries.append(LibraryEntry(kv=kv, source_type=row["type"], source_id=ref))
             else:
                 entries.append(LibraryEntry(kv=ref["kv"], source_type="inline", source_id=f"inline-{n}"))
@@ -212,9 +238,6 @@ def page_summary(pages, options: dict | None = None) -> tuple[str, list[dict]]:
     words = bool((options or {}).get("words"))
     records = [p.record(i + 1, words=words) for i, p in enumerate(pages)]
     return "\n\n".join(p.text for p in pages), records
-
-
-
 
 
 def ocr_and_extract(ctx: TaskContext, kind: str) -> dict:

@@ -1,0 +1,73 @@
+"""In-process change notifications: long-polls and event streams wait here, workers hear cancels.
+
+The distributed mode feeds the same object from PostgreSQL's LISTEN/NOTIFY (postgres_notify.py),
+so waiting always happens on a local condition variable. Nothing here is durable.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from typing import Callable
+
+logger = logging.getLogger(__name__)
+
+
+class LocalNotifier:
+    """A version counter per task id; waiters wake when it moves."""
+
+    def __init__(self, remember: int = 100_000):
+        self._cond = threading.Condition()
+        self._versions: "OrderedDict[str, int]" = OrderedDict()
+        self._remember = remember
+        self._cancel_hooks: list[Callable[[str], None]] = []
+        self._closed = False
+
+    def version(self, task_id: str) -> int:
+        with self._cond:
+            return self._versions.get(task_id, 0)
+
+    def publish(self, task_id: str) -> None:
+        """Something about this task changed (progress, status)."""
+        self.heard(task_id)
+
+    def heard(self, task_id: str) -> None:
+        """A change made here or, through a listener, by another process."""
+        with self._cond:
+            self._versions[task_id] = self._versions.pop(task_id, 0) + 1
+            if len(self._versions) > self._remember:
+                self._versions.popitem(last=False)
+            self._cond.notify_all()
+
+    def wait(self, task_id: str, seen: int, timeout: float) -> int:
+        end = time.monotonic() + timeout
+        with self._cond:
+            while self._versions.get(task_id, 0) == seen and not self._closed:
+                left = end - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            return self._versions.get(task_id, 0)
+
+    def announce_cancel(self, task_id: str) -> None:
+        self.heard_cancel(task_id)
+
+    def heard_cancel(self, task_id: str) -> None:
+        for hook in list(self._cancel_hooks):
+            try:
+                hook(task_id)
+            except Exception:  # a hook must never break the cancel that already committed
+                logger.exception("cancel hook failed for task %s", task_id)
+
+    def on_cancel(self, hook: Callable[[str], None]) -> None:
+        self._cancel_hooks.append(hook)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
