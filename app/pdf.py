@@ -177,9 +177,9 @@ def inspect(data: bytes, *, max_pages: int) -> int:
 
 
 def _load(data: bytes) -> Document:
-    buffer = ctypes.create_string_buffer(data, len(data))
     with LOCK:
-        raw = c.FPDF_LoadMemDocument64(buffer, len(data), None)
+        # pdfium reads the bytes in place (no copy per page); the Document keeps them alive.
+        raw = c.FPDF_LoadMemDocument64(data, len(data), None)
         if not raw:
             # Read under the lock, right after this load failed: the reason is this file's.
             error = c.FPDF_GetLastError()
@@ -187,7 +187,7 @@ def _load(data: bytes) -> Document:
                 raise PdfProblem("pdf_password_protected", "the PDF is protected by a password; send it unlocked")
             raise PdfProblem("corrupt_pdf", _LOAD_ERRORS.get(error, "the PDF cannot be opened"))
         try:
-            return Document(raw, buffer)
+            return Document(raw, data)
         except pdfium.PdfiumError:
             c.FPDF_CloseDocument(raw)
             raise PdfProblem("corrupt_pdf", "the PDF's forms cannot be read") from None
