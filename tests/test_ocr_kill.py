@@ -15,7 +15,11 @@ from app.ocr_pool import OcrPool, PageAborted
 import drawing
 from server_process import ServerProcess, query
 
-HEAVY = drawing.draw_page(drawing.letter_lines() * 6, size=(2550, 3300), font_size=40, line_gap=1.2)  # ~5 s of OCR
+# A page tesseract needs a minute or more for: every bounded wait below is far shorter, so a wait
+# that ends in time proves the run was killed, not waited for.
+HEAVY = drawing.draw_page([" ".join(drawing.letter_lines())[:300]] * 170, size=(4800, 6400), font_size=30,
+                          line_gap=1.2, margin=60)
+BOUND = 20.0
 
 
 def tesseracts(parent: int | None = None, marker: str | None = None) -> list[int]:
@@ -63,14 +67,11 @@ def test_abort_with_kill_stops_the_running_tesseract_at_once(pool):
     victim = pool.submit("victim", 5, [heavy_ref(), heavy_ref(), heavy_ref()], "eng")
     other = pool.submit("other", 5, [pages.PageRef(drawing.png_bytes(drawing.draw_page(["Still read"])),
                                                    "image/png", 0)], "eng")
-    until(lambda: len(tesseracts(parent=os.getpid())) >= 1, 20, "tesseract running")
-    began = time.monotonic()
+    until(lambda: len(tesseracts(parent=os.getpid())) >= 1, 30, "tesseract running")
     victim.abort(kill=True)
-    index, page, exc = victim.next_result(10)
-    stopped = time.monotonic() - began
+    index, page, exc = victim.next_result(BOUND)  # queue.Empty here: the page was left running
     assert page is None and isinstance(exc, PageAborted), exc
-    assert stopped < 2.0, stopped  # killed, not waited for (a page takes seconds)
-    assert "Still read" in other.next_result(30)[1].text  # the other task's page was not touched
+    assert "Still read" in other.next_result(60)[1].text  # the other task's page was not touched
     until(lambda: not tesseracts(parent=os.getpid()), 5, "no tesseract left")
 
 
@@ -78,11 +79,11 @@ def test_stop_leaves_no_tesseract_and_no_files(pool):
     pool, engine = pool
     pool.submit("long", 5, [heavy_ref(), heavy_ref()], "eng")
     until(lambda: engine._workdir is not None and any(engine._workdir.iterdir()) and tesseracts(parent=os.getpid()),
-          20, "tesseract running on its input")
+          30, "tesseract running on its input")
     workdir = engine._workdir
-    began = time.monotonic()
-    pool.stop(timeout=10)
-    assert time.monotonic() - began < 3.0
+    slots = list(pool._threads)
+    pool.stop(timeout=BOUND)
+    assert not any(t.is_alive() for t in slots)  # each slot's run was killed, so its thread ended
     assert not tesseracts(parent=os.getpid())
     assert not workdir.exists()  # and nothing in /tmp/tess_*: runs use only this directory
 
@@ -125,9 +126,7 @@ def test_a_cancel_stops_the_running_tesseract_at_once(tmp_path, start_service):
                       files={"file": ("big.tif", drawing.tiff_bytes([HEAVY] * 3))})
         url = service.url + r.headers["Location"]
         until(lambda: tesseracts(parent=os.getpid()), 30, "tesseract running")
-        began = time.monotonic()
         assert http.delete(url).status_code == 202
-        task = wait_for(http, url)
-        took = time.monotonic() - began
-    assert task["status"] == "cancelled" and took < 3.0, (task["status"], took)  # a page alone takes ~5 s
-    until(lambda: not tesseracts(parent=os.getpid()), 3, "no tesseract left")
+        task = wait_for(http, url, timeout=BOUND)  # far less than its first page needs
+    assert task["status"] == "cancelled", task["status"]
+    until(lambda: not tesseracts(parent=os.getpid()), 5, "no tesseract left")
