@@ -56,7 +56,7 @@ class Documents:
         height = max(1, round(image.height * width / image.width))
         buf = io.BytesIO()
         image.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0).save(buf, "PNG", optimize=False)
-        self.artifacts.write(path, buf.getvalue())
+        self._keep(path, buf.getvalue())
         return buf.getvalue()
 
     def page_image(self, page: _Page) -> Image.Image:
@@ -88,8 +88,15 @@ class Documents:
         layers = [self._layer(row, p) if p.record.get("source") != "pdf_text" else None for p in pages]
         images = [self._jpeg(self.page_image(p)) if layer is not None else None for p, layer in zip(pages, layers)]
         data = _compose(pages, layers, images)
-        self.artifacts.write(path, data)
+        self._keep(path, data)
         return data
+
+    def _keep(self, path, data: bytes) -> None:
+        """Cache what was made; a full disk costs making it again next time, not the answer."""
+        try:
+            self.artifacts.write(path, data)
+        except OSError as e:
+            logger.warning("could not keep %s: %s", path.name, e)
 
     def _layer(self, row, page: _Page) -> bytes:
         # A task answered from the cache did no OCR itself: the task that did the same work has the layers.

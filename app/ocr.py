@@ -203,7 +203,7 @@ class Tesseract:
                 if second.score > first.score:
                     kept, kept_pdf = second, second_pdf
         if layer is not None:
-            _write_atomically(layer, kept_pdf)
+            self._call(_write_atomically, layer, kept_pdf)  # a full disk is transient here too
         return kept
 
     def _recognise_level(self, image: Image.Image, lang: str, limit: float,
