@@ -2,7 +2,7 @@
 # One entry point for people and CI: sets up what is missing, then runs the service, the tests or the benchmark.
 #   bash dev.sh run      serve on the embedded defaults (127.0.0.1:8000, ./data)
 #   bash dev.sh test     run the test suite (extra args go to pytest)
-#   bash dev.sh bench    run the benchmark (bench/README in README.md)
+#   bash dev.sh bench    run the benchmark (bench/README in README.md); `bench quality` the corpus quality benchmark
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -43,6 +43,8 @@ command="${1:-run}"
 case "$command" in
   run) exec .venv/bin/python run.py "$@" ;;
   test) exec .venv/bin/python -m pytest "$@" ;;
-  bench) exec .venv/bin/python -m bench.run "$@" ;;
+  bench)
+    if [ "${1:-}" = quality ]; then shift; exec .venv/bin/python -m bench.quality "$@"; fi
+    exec .venv/bin/python -m bench.run "$@" ;;
   *) echo "usage: bash dev.sh run|test|bench" >&2; exit 2 ;;
 esac

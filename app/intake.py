@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from . import jsonio, multipart, pages
 from .engine.store import NewTask
 from .errors import BadInput, excerpt
+from .extract.fields import parse_fields
 from .models import TASK_TYPES, is_uuid
 from .strategies import allowed_options, required_options
 from .webhooks import check_callback_url
 
 logger = logging.getLogger(__name__)
 
-RESULT_VERSION = 2  # bump when a strategy's result changes, so the cache does not serve old shapes
+RESULT_VERSION = 3  # bump when a strategy's result changes, so the cache does not serve old shapes
 _NOT_HASHED = ("no_cache", "callback_url")
 
 
@@ -163,6 +164,11 @@ def check_options(sub: Submission, *, languages, tenant: str, db, settings) -> N
         check_callback_url(opts["callback_url"], allow_private=settings.allow_private_callbacks)
     if "library" in opts:
         _check_library(opts["library"], tenant, db)
+    if "fields" in opts:
+        try:
+            parse_fields(opts["fields"])
+        except ValueError as e:
+            raise BadInput(400, "invalid_fields", str(e)) from None
 
 
 def _check_library(library, tenant: str, db) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytesseract
 from PIL import Image, ImageOps
 
-from app import deskew
+from app import deskew, ocr_passes
 from app.errors import PermanentError, TransientError
 
 logger = logging.getLogger(__name__)
@@ -190,29 +190,39 @@ class Tesseract:
         if missing:
             raise PermanentError(f"OCR language not installed: {', '.join(sorted(missing))}", stage="ocr")
         image = prepare(image, max_pixels=self.max_pixels)
-        first, first_pdf = self._recognise_level(image, lang, limit, layer is not None)
-        kept, kept_pdf = first, first_pdf
+        first, first_pdf, first_image = self._recognise_level(image, lang, limit, layer is not None)
+        kept, kept_pdf, kept_image = first, first_pdf, first_image
         if first.confidence < WEAK_CONFIDENCE or first.word_count < WEAK_WORDS:
             angle = self._orientation(image, limit)
             if angle:
                 # OSD's "rotate" is clockwise; PIL rotates counter-clockwise.
                 turned = image.rotate(-angle, expand=True, fillcolor=255)
-                second, second_pdf = self._recognise_level(turned, lang, limit, layer is not None)
+                second, second_pdf, second_image = self._recognise_level(turned, lang, limit, layer is not None)
                 second.rotation = angle
                 logger.debug("page turned %d degrees: score %.0f -> %.0f", angle, first.score, second.score)
                 if second.score > first.score:
-                    kept, kept_pdf = second, second_pdf
+                    kept, kept_pdf, kept_image = second, second_pdf, second_image
+        layers = {id(kept): kept_pdf}
+
+        def again(variant: Image.Image) -> PageText:
+            page, pdf = self._recognise(variant, lang, limit, layer is not None)
+            layers[id(page)] = pdf
+            return page
+        kept = ocr_passes.second_reading(again, kept_image, kept)
         if layer is not None:
-            self._call(_write_atomically, layer, kept_pdf)  # a full disk is transient here too
+            self._call(_write_atomically, layer, layers[id(kept)])  # a full disk is transient here too
         return kept
 
     def _recognise_level(self, image: Image.Image, lang: str, limit: float,
-                         with_pdf: bool) -> tuple[PageText, bytes | None]:
-        """One reading of the page after its small skew is levelled (the angle goes in `deskew`)."""
+                         with_pdf: bool) -> tuple[PageText, bytes | None, Image.Image]:
+        """One reading of the page after its small skew is levelled (the angle goes in `deskew`);
+        also the image read."""
         angle = deskew.skew_angle(image)
-        page, pdf = self._recognise(deskew.level(image, angle) if angle else image, lang, limit, with_pdf)
+        if angle:
+            image = deskew.level(image, angle)
+        page, pdf = self._recognise(image, lang, limit, with_pdf)
         page.deskew = angle
-        return page, pdf
+        return page, pdf, image
 
     def _recognise(self, image: Image.Image, lang: str, limit: float, with_pdf: bool) -> tuple[PageText, bytes | None]:
         config = "-c tessedit_create_tsv=1 -c tessedit_create_txt=0" + (" -c textonly_pdf=1" if with_pdf else "")

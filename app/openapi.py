@@ -8,6 +8,7 @@ from .api.tasks import MAX_WAIT
 from .config import Settings
 from .extract import schemas as extract_schemas
 from .models import TASK_TYPES, TaskStatus
+from .extract import fields as extract_fields
 from .strategies import allowed_options, required_options
 
 OPENAPI_VERSION = "3.0.3"
@@ -32,7 +33,7 @@ UNAUTHORIZED = ("unauthorized",)
 RATE_LIMITED = ("rate_limited",)
 SUBMIT_400 = ("bad_request", "invalid_json", "malformed_multipart", "invalid_options", "missing_field", "unknown_type",
               "invalid_priority", "invalid_images", "invalid_base64", "unknown_option", "missing_option",
-              "unsupported_language", "invalid_callback_url", "callback_url_not_allowed", "invalid_library",
+              "unsupported_language", "invalid_callback_url", "callback_url_not_allowed", "invalid_library", "invalid_fields",
               "unknown_library_task", "library_task_not_usable", "no_file", "empty_file", "corrupt_image", "corrupt_pdf",
               "pdf_password_protected", "image_too_large", "image_too_small")
 SUBMIT_413 = ("payload_too_large", "too_many_files", "too_many_pages", "too_many_parts", "field_too_large",
@@ -76,6 +77,21 @@ def _result(kind: str, description: str) -> dict:
         "usage": _ref("Usage"),
         "cached": {"type": "boolean", "description": "true: copied from an identical completed task"},
     })
+    if kind != "fill":
+        schema["properties"].update({
+            "provenance": {"type": "object", "description": "kv key -> where its value was read",
+                           "additionalProperties": {"type": "object", "required": ["page", "box"], "properties": {
+                               "page": _INT, "box": _ref("Box")}}},
+            "fields_requested": {"type": "object", "description": "with option fields: each requested name -> "
+                                 "its value normalised by type, or null when the document does not hold it",
+                                 "additionalProperties": {"type": "object", "required": ["value", "type", "page", "box"],
+                                                          "properties": {
+                                     "value": {"type": ["string", "number", "boolean", "null"]},
+                                     "type": {"type": "string", "enum": list(extract_fields.TYPES)},
+                                     "currency": {"type": ["string", "null"]},
+                                     "page": {"type": ["integer", "null"]},
+                                     "box": {"oneOf": [_ref("Box"), {"type": "null"}]}}}},
+        })
     schema["required"] = [*schema["required"], "text", "pages", "extractor"]
     return schema
 
@@ -93,6 +109,13 @@ def _options(task_type: str) -> dict:
         "no_cache": {"type": "boolean"},
         "words": {"type": "boolean"},
         "callback_url": {"type": "string", "format": "uri", "maxLength": 2048, "example": "https://example.com/hook"},
+        "fields": {"type": "array", "minItems": 1, "maxItems": extract_fields.MAX_FIELDS, "items": {"oneOf": [
+            {"type": "string", "minLength": 1, "maxLength": extract_fields.MAX_NAME_CHARS},
+            {"type": "object", "required": ["name"], "additionalProperties": False, "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": extract_fields.MAX_NAME_CHARS},
+                "type": {"type": "string", "enum": list(extract_fields.TYPES)},
+                "description": {"type": "string", "maxLength": extract_fields.MAX_DESCRIPTION_CHARS}}},
+        ]}},
         "library": {"type": "array", "minItems": 1, "items": {"oneOf": [
             {"type": "string", "format": "uuid", "description": "a completed document or form task of this tenant"},
             {"type": "object", "required": ["kv"], "additionalProperties": False,

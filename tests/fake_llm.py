@@ -9,6 +9,7 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from app.extract.base import LibraryEntry
+from app.extract.fields import parse_fields
 from app.extract.local import LocalExtractor
 
 KINDS = {"document_extraction": "document", "form_extraction": "form", "form_fill": "fill"}
@@ -147,7 +148,20 @@ def valid_reply(body: dict) -> dict:
             fields, library = [], []
         return local.fill(fields, blocks.get("FORM_TEXT", ""), library).data
     pages = [p.strip() for p in _PAGE_MARK.split(blocks.get("DOCUMENT_TEXT", "")) if p.strip()]
-    return local.extract(kind, pages or [""]).data
+    try:
+        specs = parse_fields(json.loads(blocks["FIELDS"])) if "FIELDS" in blocks else None
+    except ValueError:
+        specs = None
+    data = local.extract(kind, pages or [""], fields=specs).data
+    data.pop("provenance", None)  # a model answers values only; the extractor finds where they are
+    if specs:
+        answers = {}
+        for name, answer in data["fields_requested"].items():
+            answers[name] = answer["value"]
+            if answer.get("currency"):
+                answers[f"{name}__currency"] = answer["currency"]
+        data["fields_requested"] = answers
+    return data
 
 
 def _error(status: int, message: str, kind: str) -> tuple[int, dict, dict]:

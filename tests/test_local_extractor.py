@@ -28,30 +28,30 @@ def test_receipt(scanned, local):
     assert result.extractor == "local" and result.usage == {}
     assert data["title"] == "ACME Store"
     assert data["tags"][0] == "receipt"
-    assert data["description"] == "Receipt from ACME Store dated 2024-03-15, total $32.50."
+    assert data["description"] == "Receipt from ACME Store dated 2024-03-15, total 32.50 USD."
     kv = data["kv"]
     assert kv["date"] == "2024-03-15"
-    assert (kv["total"], kv["currency"]) == ("$32.50", "USD")
-    assert (kv["subtotal"], kv["tax"]) == ("$30.50", "$2.00")
+    assert (kv["total"], kv["currency"]) == ("32.50", "USD")
+    assert (kv["subtotal"], kv["tax"]) == ("30.50", "2.00")
     assert kv["receipt_number"] == "10023"
     assert kv["email"] == "info@acme-store.com"
     assert kv["phone"] == "+1 555-123-4567"
-    assert schemas.validate("document", data) == data
+    assert schemas.validate("document", data) == {k: v for k, v in data.items() if k != "provenance"}
 
 
 def test_invoice(scanned, local):
     data = local.extract("document", [scanned["invoice"]]).data
-    assert data["title"] == "Invoice from Northwind Traders Ltd"
+    assert data["title"] == "Northwind Traders Ltd"
     assert data["tags"][0] == "invoice"
     kv = data["kv"]
     assert kv["invoice_number"] == "INV-2024-0042"
     assert (kv["invoice_date"], kv["due_date"]) == ("2024-03-15", "2024-04-14")
     assert kv["date"] == "2024-03-15"  # the invoice date, not the due date
     assert kv["dates"] == "2024-03-15, 2024-04-14"
-    assert (kv["total"], kv["currency"]) == ("EUR 1,620.00", "EUR")
+    assert (kv["total"], kv["currency"]) == ("1620.00", "EUR")
     assert kv["bill_to"] == "Contoso GmbH"
     assert kv["email"] == "billing@northwind.co.uk"
-    assert "total EUR 1,620.00" in data["description"]
+    assert "total 1620.00 EUR" in data["description"]
 
 
 def test_blank_form_fields(scanned, local):
@@ -62,7 +62,7 @@ def test_blank_form_fields(scanned, local):
     assert any("agree to the terms" in f for f in data["fields"])
     assert data["kv"] == {"member_type": "Standard"}
     assert "blank fields to fill" in data["description"]
-    assert schemas.validate("form", data) == data
+    assert schemas.validate("form", data) == {k: v for k, v in data.items() if k != "provenance"}
 
 
 def test_document_kind_ignores_blanks(scanned, local):
@@ -132,12 +132,20 @@ def test_impossible_dates_are_ignored(local):
 
 
 @pytest.mark.parametrize("lines, total, currency", [
-    (["Shop", "Subtotal 5.00", "Amount due: €1.234,56"], "€1,234.56", "EUR"),
-    (["Shop", "Total: £10.00", "Grand Total: £12.00"], "£12.00", "GBP"),
-    (["Shop", "Balance Due", "$ 99.90"], "$99.90", "USD"),
+    (["Shop", "Subtotal 5.00", "Amount due: €1.234,56"], "1234.56", "EUR"),
+    (["Shop", "Total: £10.00", "Grand Total: £12.00"], "12.00", "GBP"),
+    (["Shop", "Balance Due", "$ 99.90"], "99.90", "USD"),
     (["Shop", "TOTAL 42.50"], "42.50", None),
-    (["Shop", "Total 1,200.00 CHF"], "CHF 1,200.00", "CHF"),
-    (["Shop", "Item x3 $9.00", "Sub-total $9.00", "Total $9.00"], "$9.00", "USD"),
+    (["Shop", "Total 1,200.00 CHF"], "1200.00", "CHF"),
+    (["Shop", "Item x3 $9.00", "Sub-total $9.00", "Total $9.00"], "9.00", "USD"),
+    (["Shop", "Total Amount 85.18", "Rounding Adj 0.02", "Nett Total 85.20", "Cash 100.00", "Change 14.80"],
+     "85.20", None),
+    (["Shop", "TOTAL QTY 2", "TOTAL RM 14.10", "CASH RM 20.00"], "14.10", "MYR"),
+    (["Laden", "Zwischensumme 10,00", "Gesamtbetrag 11,90 EUR"], "11.90", "EUR"),
+    (["Boutique", "Total HT : 46,68 €", "Total TTC : 56,02 €"], "56.02", "EUR"),
+    (["Winkel", "Totaal € 4.904,94"], "4904.94", "EUR"),
+    (["Kedai", "Total Sales (Inclusive GST) RM 141.5", "Cash RM 150.00"], "141.50", "MYR"),
+    (["Shop", "SubTotal 80.00", "Total 85. 20"], "85.20", None),
 ])
 def test_totals(local, lines, total, currency):
     kv = local.extract("document", ["\n".join(lines)]).data["kv"]
@@ -147,7 +155,7 @@ def test_totals(local, lines, total, currency):
 
 def test_no_total_without_a_total_line(local):
     kv = local.extract("document", ["Shop\nSubtotal $5.00\nItem $3.00"]).data["kv"]
-    assert "total" not in kv and kv["subtotal"] == "$5.00"
+    assert "total" not in kv and kv["subtotal"] == "5.00"
 
 
 def test_noisy_blank_fields(local):
@@ -184,7 +192,6 @@ def test_contacts_and_labels(local):
     assert kv["invoice_number"] == "42"
     assert kv["customer_number"] == "7"
     assert kv["email"] == "sales@example.com"
-    assert kv["emails"] == "sales@example.com, help@example.org"
     assert kv["phone"] == "(020) 7946 0958"
     assert kv["website"] == "https://example.com"
     assert kv["account"] == "DE89 3704 0044 0532 0130 00"

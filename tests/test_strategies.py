@@ -17,7 +17,7 @@ def submit(http, url, task_type, files, **options):
 def test_form_filling_fills_from_a_document_and_inline_values(service, http):
     receipt = submit(http, service.url, "document", {"file": ("r.png", png_bytes(draw_page(receipt_lines())), "image/png")})
     assert receipt["status"] == "completed"
-    assert receipt["result"]["kv"]["total"] == "$32.50" and receipt["result"]["kv"]["date"] == "2024-03-15"
+    assert receipt["result"]["kv"]["total"] == "32.50" and receipt["result"]["kv"]["date"] == "2024-03-15"
     form = png_bytes(draw_page(blank_form_lines()))
     task = submit(http, service.url, "form_filling", {"file": ("form.png", form, "image/png")},
                   library=[receipt["id"], {"kv": {"Full Name": "Jane Doe"}}])

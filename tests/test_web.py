@@ -89,7 +89,7 @@ def test_receipt_then_form_filling_end_to_end(service, http, page):
     assert http.get(f"{service.url}/api/tasks/{task_id}").json()["status"] == "completed"
     assert card.locator(".badge").inner_text().lower() == "completed"
     assert card.locator("h3.title").inner_text() == "ACME Store"
-    assert kv_cells(card, "Total").inner_text() == "$32.50"
+    assert kv_cells(card, "Total").inner_text() == "32.50"
     assert kv_cells(card, "Receipt number").inner_text() == "10023"
     ocr = card.locator("pre.ocr").inner_text()
     assert "Total $32.50" in ocr and "ACME Store" in ocr
@@ -112,7 +112,7 @@ def test_receipt_then_form_filling_end_to_end(service, http, page):
     email = kv_cells(form_card, "Email")
     assert email.first.inner_text() == "info@acme-store.com" and email.last.inner_text() == "receipt.png"
     assert email.last.locator(".source").get_attribute("title") == task_id
-    assert form_card.locator("h4", has_text="Filled fields").text_content() == "Filled fields · 3 of 6"
+    assert form_card.locator("h4", has_text="Filled fields").text_content() == "Filled fields · 4 of 6"
     assert "Date of Birth" in form_card.locator("ul.tags.missing").inner_text()
     assert "Membership Application Form" in form_card.locator("pre.ocr").inner_text()
 
@@ -143,7 +143,7 @@ def test_several_files_one_task_each_and_reopening_from_the_list(service, http, 
     assert page.locator("article.task").count() == 0
     page.locator(f'#recent tr[data-id="{invoice_id}"]').click()
     reopened = page.locator(f'article.task[data-id="{invoice_id}"]')
-    assert reopened.locator("h3.title").inner_text() == "Invoice from Northwind Traders Ltd"
+    assert reopened.locator("h3.title").inner_text() == "Northwind Traders Ltd"
     assert page.problems == []
 
 

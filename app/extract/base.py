@@ -26,9 +26,12 @@ class Extraction:
 class Extractor(Protocol):
     name: str
 
-    def extract(self, kind: str, pages: list[str], *, timeout: float | None = None) -> Extraction:
-        """kind "document": {title, description, tags[1..4], kv}; kind "form": the same plus fields[].
+    def extract(self, kind: str, pages: list, *, fields: list | None = None,
+                timeout: float | None = None) -> Extraction:
+        """kind "document": {title, description, tags[1..4], kv, provenance}; kind "form": the same plus fields[].
 
+        pages: the OCR of each page (app.ocr.PageText: text, lines with word boxes); fields: the
+        requested fields (app.extract.fields.FieldSpec), answered in `fields_requested`.
         timeout: seconds the whole call may take (the stage limit or the task deadline); a
         remote extractor abandons its request then, a local one may ignore it.
         """

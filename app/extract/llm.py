@@ -12,6 +12,10 @@ import openai
 from app.errors import PermanentError, TransientError
 from app.extract import schemas
 from app.extract.base import Extraction, LibraryEntry
+from app.extract.fields import FieldSpec, empty, normalise
+from app.extract.labels import CANONICAL
+from app.extract.layout import read_pages
+from app.extract.provenance import locate, provenance
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +38,14 @@ _EXTRACT_KEYS = """Reply with one JSON object and nothing else (no prose, no cod
 - "tags": 1 to 4 short lowercase tags, the document type first (receipt, invoice, letter, form, contract,
   bank statement, id card, payslip, ...).
 - "kv": an object of the facts in the document: snake_case keys, string values; dates as YYYY-MM-DD,
-  amounts with their currency (e.g. "date", "total", "invoice_number", "email", "phone")."""
+  amounts as plain numbers with two decimals and the currency under "currency". Use these keys for
+  the facts they name, whenever the document gives them: {canonical}; any other snake_case key for
+  everything else.""".format(canonical=", ".join(f'"{k}" ({v})' for k, v in CANONICAL.items()))
+_FIELDS_KEY = """
+- "fields_requested": an object with exactly the requested fields listed in the FIELDS block (a JSON
+  array of {name, type, description}): for each name, the value the document gives (dates as
+  YYYY-MM-DD, amounts as numbers with their ISO currency under "<name>__currency", booleans as
+  true/false), or null when the document does not contain it. Never guess or invent a value."""
 _FORM_KEY = """
 - "fields": the labels of the blank fields still to fill in, exactly as printed on the form."""
 _OCR_NOTE = "The text comes from OCR and may contain recognition errors; correct obvious ones."
@@ -68,16 +79,26 @@ class LLMExtractor:
         """Close the HTTP connection pool."""
         self._client.close()
 
-    def extract(self, kind: str, pages: list[str], *, timeout: float | None = None) -> Extraction:
+    def extract(self, kind: str, pages, *, fields: list[FieldSpec] | None = None,
+                timeout: float | None = None) -> Extraction:
         """One extraction of this kind ("document" or "form"); the whole call ends within timeout seconds."""
         if kind not in _EXTRACT_JOB:
             raise ValueError(f"unknown extraction kind {kind!r}")
-        system = "\n\n".join([_EXTRACT_JOB[kind], _UNTRUSTED, _OCR_NOTE,
-                              _EXTRACT_KEYS + (_FORM_KEY if kind == "form" else ""), _schema_note(kind)])
-        body = "\n".join(f"--- page {i} ---\n{text.strip()}" for i, text in enumerate(pages, start=1))
+        view = read_pages(pages)
+        schema = schemas.with_fields(kind, fields)
+        keys = _EXTRACT_KEYS + (_FORM_KEY if kind == "form" else "") + (_FIELDS_KEY if fields else "")
+        system = "\n\n".join([_EXTRACT_JOB[kind], _UNTRUSTED, _OCR_NOTE, keys, _schema_note(kind, schema)])
+        body = "\n".join(f"--- page {p.number} ---\n{p.text.strip()}" for p in view)
         user = "The document text:\n" + _block("DOCUMENT_TEXT", body)
-        data, usage = self._ask(kind, [{"role": "system", "content": system}, {"role": "user", "content": user}],
-                                timeout)
+        if fields:
+            specs = [{"name": f.name, "type": f.effective_type, "description": f.description} for f in fields]
+            user += "\n\nThe requested fields (a JSON array):\n" + _block("FIELDS", json.dumps(specs, ensure_ascii=False))
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        data, usage, raw = self._ask(kind, messages, timeout, schema=schema)
+        data["provenance"] = provenance(data["kv"], view)
+        if fields:
+            data["fields_requested"] = _requested(fields, schemas.requested_values(raw, [f.name for f in fields]),
+                                                  view, data["kv"].get("currency"))
         return Extraction(data=data, extractor=self.name, usage=usage)
 
     def fill(self, fields: list[str], form_text: str, library: list[LibraryEntry], *,
@@ -91,23 +112,26 @@ class LLMExtractor:
             "The library, earliest entry first (a JSON array):\n"
             + _block("LIBRARY", json.dumps(entries, ensure_ascii=False, indent=1)),
         ])
-        data, usage = self._ask("fill", [{"role": "system", "content": system}, {"role": "user", "content": user}],
-                                timeout)
+        data, usage, _ = self._ask("fill", [{"role": "system", "content": system},
+                                            {"role": "user", "content": user}], timeout)
         known = {(e.source_type, e.source_id) for e in library}
         filled = {f: v for f, v in data["filled"].items()
                   if f in fields and (v["source"]["type"], v["source"]["id"]) in known}
         data = {"filled": filled, "missing": [f for f in fields if f not in filled]}
         return Extraction(data=data, extractor=self.name, usage=usage)
 
-    def _ask(self, kind: str, messages: list[dict], timeout: float | None = None) -> tuple[dict, dict]:
-        """A validated reply, asking once more with the error when the first is not valid."""
+    def _ask(self, kind: str, messages: list[dict], timeout: float | None = None, *,
+             schema: dict | None = None) -> tuple[dict, dict, dict]:
+        """(validated reply, usage, raw reply), asking once more with the error when the first is not valid."""
         usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "model": self.model}
         # One time budget for every request of this call (repair, json_object fallback): the
         # caller's stage limit or task deadline, so no request outlives it.
         end = time.monotonic() + (self.timeout if timeout is None else timeout)
-        reply = self._complete(kind, messages, usage, end)
+        schema = schema or schemas.SCHEMAS[kind]
+        reply = self._complete(kind, messages, usage, end, schema)
         try:
-            return schemas.validate(kind, _parse(reply)), usage
+            raw = _parse(reply)
+            return schemas.validate(kind, raw), usage, raw
         except ValueError as e:
             problem = str(e)
         logger.info("LLM reply invalid (%s); asking for a repair", problem)
@@ -116,13 +140,14 @@ class LLMExtractor:
             {"role": "user", "content": f"Your reply is not valid: {problem}. Reply again with the corrected "
                                         "JSON object only, following the schema, with no other text."},
         ]
-        reply = self._complete(kind, repair, usage, end)
+        reply = self._complete(kind, repair, usage, end, schema)
         try:
-            return schemas.validate(kind, _parse(reply)), usage
+            raw = _parse(reply)
+            return schemas.validate(kind, raw), usage, raw
         except ValueError as e:
             raise PermanentError(f"LLM reply invalid after repair: {_short(str(e))}", stage="extract") from None
 
-    def _complete(self, kind: str, messages: list[dict], usage: dict, end: float) -> str | None:
+    def _complete(self, kind: str, messages: list[dict], usage: dict, end: float, schema: dict) -> str | None:
         """One chat completion; a json_schema refusal switches this extractor to json_object."""
         limit = min(self.timeout, end - time.monotonic())
         if limit <= 0:
@@ -130,22 +155,23 @@ class LLMExtractor:
         try:
             if self.json_mode == "schema":
                 try:
-                    return self._request(kind, messages, "schema", usage, end)
+                    return self._request(kind, messages, "schema", usage, end, schema)
                 except openai.BadRequestError as e:
                     if not _mentions_schema(e):
                         raise
                     logger.warning("endpoint refused json_schema (%s); trying json_object", _short(e.message))
-                content = self._request(kind, messages, "json_object", usage, end)
+                content = self._request(kind, messages, "json_object", usage, end, schema)
                 self.json_mode = "json_object"  # that worked: stop offering json_schema
                 return content
-            return self._request(kind, messages, "json_object", usage, end)
+            return self._request(kind, messages, "json_object", usage, end, schema)
         except openai.OpenAIError as e:
             raise _mapped(e, limit) from None
 
-    def _request(self, kind: str, messages: list[dict], mode: str, usage: dict, end: float) -> str | None:
+    def _request(self, kind: str, messages: list[dict], mode: str, usage: dict, end: float,
+                 schema: dict) -> str | None:
         if mode == "schema":
             response_format = {"type": "json_schema", "json_schema": {
-                "name": SCHEMA_NAMES[kind], "schema": schemas.SCHEMAS[kind], "strict": False}}
+                "name": SCHEMA_NAMES[kind], "schema": schema, "strict": False}}
         else:
             response_format = {"type": "json_object"}
         response = self._client.chat.completions.create(
@@ -164,9 +190,24 @@ def _block(name: str, text: str) -> str:
     return f"<<<{name}\n{text}\n{name}>>>"
 
 
-def _schema_note(kind: str) -> str:
-    schema = json.dumps(schemas.SCHEMAS[kind], separators=(",", ":"))
-    return f'Output schema "{SCHEMA_NAMES[kind]}" (JSON Schema): {schema}'
+def _schema_note(kind: str, schema: dict | None = None) -> str:
+    text = json.dumps(schema or schemas.SCHEMAS[kind], separators=(",", ":"))
+    return f'Output schema "{SCHEMA_NAMES[kind]}" (JSON Schema): {text}'
+
+
+def _requested(specs: list[FieldSpec], raw: dict, view, currency: str | None) -> dict:
+    """The model's answers normalised by type, each located on the page; a value the page does not hold stays."""
+    out = {}
+    for spec in specs:
+        answer = normalise(spec, raw.get(spec.name), currency=raw.get(f"{spec.name}__currency") or currency)
+        if answer is None:
+            out[spec.name] = empty(spec)
+            continue
+        where = locate(answer["value"] if spec.effective_type != "string" else raw.get(spec.name), view)
+        out[spec.name] = {"value": answer["value"], "type": spec.effective_type,
+                          **({"currency": answer.get("currency")} if spec.effective_type == "amount" else {}),
+                          "page": where[0] if where else None, "box": list(where[1]) if where else None}
+    return out
 
 
 def _parse(reply: str | None):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import copy
 import json
 
+from .labels import CANONICAL
+
 MAX_TAGS = 4
 MAX_TAG_CHARS = 40
 MAX_TITLE_CHARS = 200
@@ -21,7 +23,9 @@ DOCUMENT = {
         "tags": {"type": "array", "items": _STRING, "minItems": 1, "maxItems": MAX_TAGS,
                  "description": "1 to 4 short lowercase tags, the document type first"},
         "kv": {"type": "object", "additionalProperties": _STRING,
-               "description": "facts as snake_case key -> string value (dates as YYYY-MM-DD)"},
+               "properties": {key: {"type": "string", "description": meaning} for key, meaning in CANONICAL.items()},
+               "description": "facts as snake_case key -> string value (dates as YYYY-MM-DD); the listed keys "
+                              "when the document gives them, other snake_case keys for anything else"},
     },
     "required": ["title", "description", "tags", "kv"],
     "additionalProperties": False,
@@ -59,6 +63,45 @@ FILL = {
 }
 
 SCHEMAS = {"document": DOCUMENT, "form": FORM, "fill": FILL}
+_FIELD_TYPES = {"string": ["string", "null"], "date": ["string", "null"], "amount": ["number", "string", "null"],
+                "number": ["number", "string", "null"], "boolean": ["boolean", "string", "null"]}
+_FIELD_HINTS = {"date": "YYYY-MM-DD", "amount": "the amount as a number, without currency",
+                "number": "a number", "boolean": "true or false", "string": "the text as printed"}
+
+
+def with_fields(kind: str, specs) -> dict:
+    """The schema of a kind, plus `fields_requested` with one property per requested field."""
+    schema = copy.deepcopy(SCHEMAS[kind])
+    if not specs:
+        return schema
+    properties = {}
+    for spec in specs:
+        kind_of = spec.effective_type
+        hint = f"{spec.description + '; ' if spec.description else ''}{_FIELD_HINTS[kind_of]}; null when absent"
+        properties[spec.name] = {"type": _FIELD_TYPES[kind_of], "description": hint}
+        if kind_of == "amount":
+            properties[f"{spec.name}__currency"] = {"type": ["string", "null"],
+                                                    "description": f"ISO 4217 currency of {spec.name}, or null"}
+    schema["properties"]["fields_requested"] = {
+        "type": "object", "properties": properties, "additionalProperties": False,
+        "description": "the requested fields: the value the document gives for each, or null (never invented)"}
+    schema["required"] = [*schema["required"], "fields_requested"]
+    return schema
+
+
+def requested_values(data: dict, names: list[str]) -> dict:
+    """The raw answers for the requested fields (missing or malformed ones as None)."""
+    raw = data.get("fields_requested") if isinstance(data, dict) else None
+    if not isinstance(raw, dict):
+        return dict.fromkeys(names)
+    out = {}
+    for name in names:
+        value = raw.get(name)
+        out[name] = value if isinstance(value, (str, int, float, bool)) else None
+        currency = raw.get(f"{name}__currency")
+        if isinstance(currency, str):
+            out[f"{name}__currency"] = currency
+    return out
 
 
 def validate(kind: str, data) -> dict:

@@ -6,6 +6,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Callable
 
 from .. import jsonio, ocr
@@ -15,6 +16,7 @@ from ..pages import PageRef
 from ..errors import PermanentError, TaskCancelled, TaskError, TaskLost, TaskTimedOut, TransientError
 from ..engine.persist import persist
 from ..extract.base import Extraction, LibraryEntry
+from ..extract.fields import parse_fields
 from ..extract.local import label_key
 
 if TYPE_CHECKING:
@@ -201,10 +203,11 @@ class TaskContext:
         if self.s.on_stage:
             self.s.on_stage(self.type, stage, time.monotonic() - started)
 
-    def extract(self, kind: str, texts: list[str]) -> Extraction:
+    def extract(self, kind: str, pages: list) -> Extraction:
         started = time.monotonic()
         self.checkpoint("extract", OCR_SHARE)
-        extraction = self._ask(self.s.extractor.extract, kind, texts)
+        fields = parse_fields(self.options["fields"]) if self.options.get("fields") else None
+        extraction = self._ask(partial(self.s.extractor.extract, fields=fields), kind, pages)
         self._timed("extract", started)
         return extraction
 
@@ -244,7 +247,7 @@ def ocr_and_extract(ctx: TaskContext, kind: str) -> dict:
     """The shared run of `document` and `form`: OCR, then one extraction of this kind."""
     pages = ctx.ocr_pages()
     text, records = page_summary(pages, ctx.options)
-    extraction = ctx.extract(kind, [p.text for p in pages])
+    extraction = ctx.extract(kind, pages)
     data = with_form_values(extraction.data, pages)
     return {**data, "text": text, "pages": records, "extractor": extraction.extractor,
             **({"usage": extraction.usage} if extraction.usage else {})}

@@ -1,8 +1,9 @@
 """`document`: OCR every page, then title, description, tags and key facts."""
+from ..extract.fields import FIELDS_OPTION
 from .base import TaskContext, ocr_and_extract
 
 TYPE = "document"
-OPTIONS: dict = {}  # beyond the common ones
+OPTIONS = {"fields": FIELDS_OPTION}  # beyond the common ones
 
 
 def run(ctx: TaskContext) -> dict:

@@ -10,7 +10,7 @@ def run(ctx: TaskContext) -> dict:
     library = ctx.library()
     pages = ctx.ocr_pages()
     text, records = page_summary(pages, ctx.options)
-    form = ctx.extract("form", [p.text for p in pages])
+    form = ctx.extract("form", pages)
     fields = form.data.get("fields", [])
     filling = ctx.fill(fields, text, library)
     usage = _sum_usage(form.usage, filling.usage)
