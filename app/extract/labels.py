@@ -136,7 +136,7 @@ class Pair:
     label_box: Box | None
 
 
-_LABEL = re.compile(r"^\s*(?P<label>[^\W\d_][\w#°º&/().' -]{0,48}?)\s*[:;]\s*(?P<value>.*)$")
+_LABEL = re.compile(r"^\s*[‘’'\"“”`|©•*]*\s*(?P<label>[^\W\d_][\w#°º&/().' -]{0,48}?)\s*[:;]\s*(?P<value>.*)$")
 _INNER_LABEL = re.compile(r"\s(?P<label>(?:[A-Z][A-Z#°º&/.'-]*\s){0,3}[A-Z][A-Z#°º&/.'-]+|[A-Z][a-z]+)\s?:\s")
 BLANK = re.compile(r"[\s_.\-—–…|=~*'`,]*")
 
@@ -210,13 +210,32 @@ def pairs(page: Page) -> list[Pair]:
                 offset = pos + len(part_value)
             continue
         partner = right_of(unit, units)
-        if partner is None and (partner := below(unit, units)) is not None:
-            partner = under_column(partner, unit)
+        header = partner is not None and bool(split_label(partner.text))  # "Recipient(s):  Company:  Phone No.:"
+        if partner is None or header:
+            partner = below(unit, units)
+            partner = under_column(partner, unit) if partner is not None else None
         if partner is None or id(partner) in used or split_label(partner.text) or BLANK.fullmatch(partner.text):
             continue
         used.add(id(partner))
         out.append(Pair(label, clean_value(partner.text), page.number, partner.box, unit.box))
+        if header:  # a table under a row of labels: every cell of this label's column
+            out += [Pair(label, clean_value(c.text), page.number, c.box, unit.box)
+                    for c in _column_below(partner, unit, units, used) if clean_value(c.text)]
     return out
+
+
+def _column_below(first: Span, label: Span, units: list[Span], used: set, *, max_rows: int = 12) -> list[Span]:
+    """The cells under `first` in the label's column, down to a gap, a label or the table's end."""
+    cells, last = [], first
+    while len(cells) < max_rows:
+        nxt = below(last, units, reach=3.0)
+        if nxt is None or id(nxt) in used or split_label(nxt.text) or BLANK.fullmatch(nxt.text):
+            return cells
+        cell = under_column(nxt, label)
+        used.add(id(nxt))
+        cells.append(cell)
+        last = nxt
+    return cells
 
 
 def gap_pairs(page: Page) -> list[Pair]:
