@@ -205,7 +205,7 @@ class Tesseract:
         layers = {id(kept): kept_pdf}
 
         def again(variant: Image.Image) -> PageText:
-            page, pdf = self._recognise(variant, lang, limit, layer is not None)
+            page, pdf = self._reading(variant, lang, limit, layer is not None)
             layers[id(page)] = pdf
             return page
         kept = ocr_passes.second_reading(again, kept_image, kept)
@@ -220,11 +220,16 @@ class Tesseract:
         angle = deskew.skew_angle(image)
         if angle:
             image = deskew.level(image, angle)
-        page, pdf = self._recognise(image, lang, limit, with_pdf)
+        page, pdf = self._reading(image, lang, limit, with_pdf)
         page.deskew = angle
         return page, pdf, image
 
-    def _recognise(self, image: Image.Image, lang: str, limit: float, with_pdf: bool) -> tuple[PageText, bytes | None]:
+    def _recognise(self, image: Image.Image, lang: str, limit: float) -> PageText:
+        """One tesseract run on the image as it is: its reading."""
+        return self._reading(image, lang, limit, False)[0]
+
+    def _reading(self, image: Image.Image, lang: str, limit: float, with_pdf: bool) -> tuple[PageText, bytes | None]:
+        """One tesseract run: the reading, and with_pdf its text-only PDF page from the same run."""
         config = "-c tessedit_create_tsv=1 -c tessedit_create_txt=0" + (" -c textonly_pdf=1" if with_pdf else "")
         with self._files() as base:
             self._save_input(image, base)
