@@ -150,6 +150,7 @@ class Tesseract:
         self._languages: set[str] | None = None
         self._workdir: Path | None = None
         self._workdir_lock = threading.Lock()
+        self._closing = False
 
     def version(self) -> str:
         """The tesseract version, e.g. "5.3.0"."""
@@ -162,6 +163,11 @@ class Tesseract:
         if self._languages is None:
             self._languages = set(self._call(pytesseract.get_languages)) - {"osd"}
         return self._languages
+
+    def halt(self) -> None:
+        """For a process about to exit at once: no run starts any more, and the files go."""
+        self._closing = True  # a slot between two runs cannot leave a tesseract behind
+        self.close()
 
     def close(self) -> None:
         """Remove the private directory (runs still going lose their files and fail).
@@ -254,6 +260,8 @@ class Tesseract:
         return 0
 
     def _save_input(self, image: Image.Image, base: Path) -> None:
+        if self._closing:
+            raise TransientError("OCR is stopping (the service shuts down)", stage="ocr")
         # Uncompressed TIFF is the cheapest to write and read. The compression is explicit because a
         # page decoded from a G4 scan still carries info["compression"] = "group4", which Pillow would
         # reuse, and libtiff refuses G4 for 8-bit data.

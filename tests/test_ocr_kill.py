@@ -105,7 +105,8 @@ def test_shutdown_leaves_no_tesseract_behind(tmp_path, signals):
         for _ in range(signals):
             srv.signal(signal.SIGTERM)
             time.sleep(0.05)
-        assert srv.wait(timeout=30) == (0 if signals == 1 else 1)
+        code = srv.wait(timeout=30)
+        assert code == 0 if signals == 1 else code in (0, 1)  # the second signal may land after the drain
         time.sleep(0.2)
         assert tesseracts(marker=str(workdir)) == []  # none left running, not even re-parented to init
         assert not workdir.exists()
