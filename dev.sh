@@ -12,6 +12,11 @@ command -v tesseract >/dev/null 2>&1 || apt_packages+=(tesseract-ocr tesseract-o
 if [ "${1:-}" = "test" ] && ! command -v chromium >/dev/null 2>&1; then
   apt_packages+=(chromium)  # the web page's end-to-end test drives headless Chromium
 fi
+if [ "${1:-}" = "test" ]; then
+  # The distributed mode's tests start throwaway PostgreSQL and Redis servers (tests/servers.py).
+  command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_packages+=(postgresql)
+  command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
+fi
 apt_install() {
   local sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"

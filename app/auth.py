@@ -110,8 +110,15 @@ class RateLimiter:
 
 # -- requests ---------------------------------------------------------------------------------------
 def init_app(app) -> None:
-    settings = app.extensions["docproc"].settings
-    app.extensions["docproc_rate_limiter"] = RateLimiter(settings.rate_limit, settings.rate_burst)
+    rt = app.extensions["docproc"]
+    settings = rt.settings
+    if settings.database_url:  # several API processes may share it: the buckets live in the database
+        from .engine.ratelimit import DatabaseRateLimiter
+
+        limiter = DatabaseRateLimiter(rt.db, settings.rate_limit, settings.rate_burst)
+    else:
+        limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+    app.extensions["docproc_rate_limiter"] = limiter
     app.before_request(_identify)
     app.after_request(_security_headers)
 

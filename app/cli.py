@@ -53,6 +53,27 @@ def serve():
     sys.exit(run())
 
 
+@main.command()
+@click.option("--queues", "-Q", default="ocr,extract", show_default=True,
+              help="Queues to consume: ocr (one tesseract per core), extract (extraction and webhooks), or both.")
+@click.option("--concurrency", "-c", type=click.IntRange(0, 256), default=0,
+              help="Tasks run at once (Celery threads); 0 = DOCPROC_WORKERS' default.")
+def worker(queues, concurrency):
+    """Run a worker of the distributed mode (needs DOCPROC_DATABASE_URL and DOCPROC_BROKER_URL)."""
+    from .config import ConfigError
+
+    try:
+        from .engine.celery_worker import parse_queues, run_worker
+    except ImportError as exc:
+        raise Exit(f"{exc.name} is not installed: pip install 'docproc[scale]'", 2) from None
+
+    try:
+        names = parse_queues(queues)
+    except ConfigError as exc:
+        raise Exit(str(exc), 2) from None
+    sys.exit(run_worker(names, concurrency))
+
+
 # -- API keys (local: open the database directly) ---------------------------------------------
 @contextmanager
 def _database():

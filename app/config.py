@@ -85,6 +85,7 @@ class Settings:
     storage_retry_seconds: float = 30.0  # a worker rides out a storage fault this long before leaving it to leases
     database_url: str = ""  # postgresql://...: the distributed mode's database (empty: SQLite in data_dir)
     broker_url: str = ""  # redis://...: Celery's broker (empty: the in-process queue and worker threads)
+    metrics_port: int = 0  # docproc worker: serve its /metrics on this port (0: none; the API serves its own)
     rate_limit: float = 20.0  # requests per second per key
     rate_burst: int = 100
     allow_anonymous: bool = False
@@ -191,6 +192,7 @@ _ENV = [
     ("storage_retry_seconds", "DOCPROC_STORAGE_RETRY_SECONDS", _float, ()),
     ("database_url", "DOCPROC_DATABASE_URL", _str, ()),
     ("broker_url", "DOCPROC_BROKER_URL", _str, ()),
+    ("metrics_port", "DOCPROC_METRICS_PORT", _int, (0, 65535)),
     ("rate_limit", "DOCPROC_RATE_LIMIT", _float, ()),
     ("rate_burst", "DOCPROC_RATE_BURST", _int, (1,)),
     ("allow_anonymous", "DOCPROC_ALLOW_ANONYMOUS", _bool, ()),

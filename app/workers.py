@@ -114,6 +114,9 @@ class WorkerPool:
     def alive(self) -> int:
         return sum(t.is_alive() for t in self._threads)
 
+    def expected(self) -> int:
+        return self.settings.effective_workers
+
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()

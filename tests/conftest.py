@@ -1,6 +1,7 @@
 """Fixtures: a real app on a real SQLite file under tmp_path, served over a real socket."""
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -106,6 +107,46 @@ def db_rows(settings, sql, *args):
 @pytest.fixture(params=BACKENDS)
 def store(request, tmp_path):
     """An empty task store on each backend (tests/backends.py), closed after the test."""
-    s = open_backend(request.param, tmp_path)
+    postgres = request.getfixturevalue("pg_template") if request.param == "postgres" else None
+    s = open_backend(request.param, tmp_path, postgres)
     yield s
     s.close_all()
+    if hasattr(s, "drop"):
+        s.drop()
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A throwaway PostgreSQL server for the whole session (tests/servers.py)."""
+    import servers
+
+    reason = servers.available()
+    if reason and os.environ.get("CI"):
+        pytest.fail(f"PostgreSQL and Redis are required in CI: {reason}")
+    if reason:
+        pytest.skip(reason)
+    server = servers.PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server):
+    """(server, name of a database with the schema applied), copied for each test that needs one."""
+    from app.engine.postgres import PostgresDatabase
+
+    url = pg_server.new_database()
+    db = PostgresDatabase(url)
+    db.init_schema()
+    db.close_all()
+    return pg_server, pg_server.database_name(url)
+
+
+@pytest.fixture(scope="session")
+def redis_server(pg_server):
+    """A throwaway Redis server for the whole session; tests take a database number each."""
+    import servers
+
+    server = servers.RedisServer().start()
+    yield server
+    server.close()

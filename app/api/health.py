@@ -16,7 +16,7 @@ FAULT_MEMORY = 60.0  # seconds a storage fault keeps health degraded when nothin
 def health():
     rt = runtime()
     alive = rt.pool.alive()
-    expected = rt.settings.effective_workers
+    expected = rt.pool.expected()  # distributed: the worker threads of the worker processes seen lately
     try:
         version = rt.ocr_engine.version()
     except Exception:  # reported, not raised: health must answer even when tesseract is gone
@@ -41,11 +41,10 @@ def health():
 def stats():
     rt = runtime()
     s = rt.db.stats(current_tenant())
-    busy = rt.pool.busy()
+    busy, total = rt.pool.busy(), rt.pool.expected()
     return jsonify({
         "tasks": s["counts"],
-        "workers": {"total": rt.settings.effective_workers, "busy": busy,
-                    "idle": max(rt.settings.effective_workers - busy, 0)},
+        "workers": {"total": total, "busy": busy, "idle": max(total - busy, 0)},
         "ocr": {"slots": rt.ocr_pool.concurrency, "busy": rt.ocr_pool.busy, "pages_waiting": rt.ocr_pool.pending_pages()},
         "queue_depth": rt.queue.depth(),
         "mean_wait_seconds": s["mean_wait_seconds"],

@@ -16,7 +16,9 @@ def open_store(settings, *, clock=None):
     if getattr(settings, "database_url", ""):
         from .postgres import PostgresDatabase
 
-        database = PostgresDatabase(settings.database_url, clock=clock or time.time)
+        database = PostgresDatabase(settings.database_url, clock=clock or time.time,
+                                    lock_timeout_ms=int(settings.db_busy_timeout * 1000),
+                                    max_size=max(16, settings.effective_workers + 8))  # opened as needed
     else:
         from .sqlite import SqliteDatabase
 

@@ -23,10 +23,11 @@ class LocalNotifier:
         self._remember = remember
         self._cancel_hooks: list[Callable[[str], None]] = []
         self._closed = False
+        self._epoch = 0  # added to every version: heard_all() moves them all at once
 
     def version(self, task_id: str) -> int:
         with self._cond:
-            return self._versions.get(task_id, 0)
+            return self._versions.get(task_id, 0) + self._epoch
 
     def publish(self, task_id: str) -> None:
         """Something about this task changed (progress, status)."""
@@ -40,15 +41,21 @@ class LocalNotifier:
                 self._versions.popitem(last=False)
             self._cond.notify_all()
 
+    def heard_all(self) -> None:
+        """Changes may have been missed (a listener reconnected): every waiter looks again."""
+        with self._cond:
+            self._epoch += 1
+            self._cond.notify_all()
+
     def wait(self, task_id: str, seen: int, timeout: float) -> int:
         end = time.monotonic() + timeout
         with self._cond:
-            while self._versions.get(task_id, 0) == seen and not self._closed:
+            while self._versions.get(task_id, 0) + self._epoch == seen and not self._closed:
                 left = end - time.monotonic()
                 if left <= 0:
                     break
                 self._cond.wait(left)
-            return self._versions.get(task_id, 0)
+            return self._versions.get(task_id, 0) + self._epoch
 
     def announce_cancel(self, task_id: str) -> None:
         self.heard_cancel(task_id)

@@ -211,3 +211,22 @@ GET_TENANT_SECRET = "SELECT webhook_secret FROM tenants WHERE name = ?"
 INSERT_TENANT = (
     "INSERT INTO tenants (name, webhook_secret, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING"
 )
+
+# -- the distributed mode only (tables in schema.postgres.sql) ------------------------------------
+# One token bucket per key shared by every API process: refill by the time passed (capped at the
+# burst, which the inserted row carries as tokens + 1), then take a token if there is one; `ok`
+# says whether it was taken. Parameters: key, burst - 1, now, then the rate three times.
+_REFILL = "least(excluded.tokens + 1, b.tokens + greatest(excluded.at - b.at, 0) * ?)"
+TAKE_TOKEN = (
+    "INSERT INTO rate_buckets AS b (key, tokens, at, ok) VALUES (?, ?, ?, 1)"
+    f" ON CONFLICT (key) DO UPDATE SET tokens = {_REFILL} - CASE WHEN {_REFILL} >= 1 THEN 1 ELSE 0 END,"
+    f" ok = CASE WHEN {_REFILL} >= 1 THEN 1 ELSE 0 END, at = excluded.at"
+    " RETURNING tokens, ok"
+)
+UPSERT_WORKER = (
+    "INSERT INTO workers (name, queues, concurrency, ocr_slots, busy, started_at, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (name) DO UPDATE SET busy = excluded.busy, seen_at = excluded.seen_at"
+)
+DELETE_WORKER = "DELETE FROM workers WHERE name = ?"
+WORKERS_SEEN_SINCE = "SELECT name, queues, concurrency, ocr_slots, busy, started_at, seen_at FROM workers WHERE seen_at >= ?"
+FORGET_WORKERS = "DELETE FROM workers WHERE seen_at < ?"

@@ -353,3 +353,23 @@ class TaskStore:
             self.database.write(self.q.INSERT_TENANT, (tenant, new_secret, now))
             row = self._one(self.q.GET_TENANT_SECRET, tenant)
         return row["webhook_secret"]
+
+    # -- the distributed mode only (PostgreSQL) ------------------------------------------------
+    def take_token(self, key: str, rate: float, burst: int, now: float) -> float:
+        """Spend one token of key's shared bucket: 0 when allowed, else the seconds until one is back."""
+        row = self.database.write(self.q.TAKE_TOKEN, (key, float(burst) - 1, now, rate, rate, rate)).rows[0]
+        return 0.0 if row["ok"] else (1.0 - row["tokens"]) / rate
+
+    def heartbeat(self, name: str, queues: str, concurrency: int, ocr_slots: int, busy: int,
+                  started_at: float, now: float) -> None:
+        """A worker process says it is alive (and how busy it is)."""
+        self.database.write(self.q.UPSERT_WORKER, (name, queues, concurrency, ocr_slots, busy, started_at, now))
+
+    def forget_worker(self, name: str) -> None:
+        self.database.write(self.q.DELETE_WORKER, (name,))
+
+    def workers_seen_since(self, since: float) -> list:
+        return self.database.read(self.q.WORKERS_SEEN_SINCE, (since,))
+
+    def forget_workers_before(self, cutoff: float) -> None:
+        self.database.write(self.q.FORGET_WORKERS, (cutoff,))
