@@ -74,7 +74,8 @@ class Settings:
     max_files: int = 20
     max_batch_files: int = 200
     max_pages: int = 200
-    max_pixels: int = 50_000_000
+    max_pixels: int = 89_000_000  # hard cap on one decoded image (Pillow's own bomb limit is 89.5 Mpx)
+    ocr_max_pixels: int = 36_000_000  # larger pages are scaled down to this before OCR
     pdf_dpi: int = 150
     file_retention: float = 7 * 86400.0
     task_retention: float = 30 * 86400.0
@@ -109,6 +110,11 @@ class Settings:
     @property
     def files_dir(self) -> Path:
         return self.data_dir / "files"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Per task: OCR text layers, the searchable PDF, page previews."""
+        return self.data_dir / "tasks"
 
     @property
     def effective_ocr_concurrency(self) -> int:
@@ -182,6 +188,7 @@ _ENV = [
     ("max_batch_files", "DOCPROC_MAX_BATCH_FILES", _int, (1,)),
     ("max_pages", "DOCPROC_MAX_PAGES", _int, (1,)),
     ("max_pixels", "DOCPROC_MAX_PIXELS", _int, (1,)),
+    ("ocr_max_pixels", "DOCPROC_OCR_MAX_PIXELS", _int, (1_000_000, 500_000_000)),
     ("pdf_dpi", "DOCPROC_PDF_DPI", _int, (50, 600)),
     ("file_retention", "DOCPROC_FILE_RETENTION", _float, ()),
     ("task_retention", "DOCPROC_TASK_RETENTION", _float, ()),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from .artifacts import TaskArtifacts
 from .engine.store import Guard
 from .models import TaskStatus
 from .storage import TEMP_GRACE
@@ -115,11 +116,17 @@ class Janitor:
         removed = sum(self.files.delete_unless_pinned(h, self._still_needed(now)) for h in hashes)
         if purged_tasks:
             self.store.mark_files_purged(purged_tasks)
+        artifacts = TaskArtifacts(self.settings.artifacts_dir)
+        for task_id in purged_tasks:  # text layers and previews go with the files they were made from
+            artifacts.remove(task_id)
         deleted = self.store.delete_finished_tasks(now - self.settings.task_retention)
         orphans = 0
         for sha, mtime in list(self.files.all_hashes()):
             if mtime < now - ORPHAN_GRACE:
                 orphans += self.files.delete_unless_pinned(sha, self.store.file_is_referenced)
+        for task_id in artifacts.task_ids():  # what a deleted task (or a crash mid-write) left
+            if _older_than(artifacts.dir(task_id), now - ORPHAN_GRACE) and self.store.get_task(task_id) is None:
+                orphans += artifacts.remove(task_id)
         temporaries = self.files.remove_stale_temporaries(now - TEMP_GRACE)
         return {"files_removed": removed, "tasks_deleted": deleted, "orphans_removed": orphans,
                 "temporaries_removed": temporaries}
@@ -132,3 +139,9 @@ class Janitor:
             return self.store.file_needed_since(sha, cutoff)
         return needed
 
+
+def _older_than(path, cutoff: float) -> bool:
+    try:
+        return path.stat().st_mtime < cutoff
+    except OSError:
+        return False

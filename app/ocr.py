@@ -1,15 +1,22 @@
-"""Page images to text with the real tesseract binary."""
+"""Page images to text with the real tesseract binary: preparation, one run per reading, its TSV and PDF layer."""
 from __future__ import annotations
 
+import errno
 import logging
+import math
 import os
+import shutil
+import tempfile
+import threading
+import uuid
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 import pytesseract
 from PIL import Image, ImageOps
-from pytesseract import Output
 
-from app import ocr_passes
+from app import deskew, ocr_passes
 from app.errors import PermanentError, TransientError
 
 logger = logging.getLogger(__name__)
@@ -17,27 +24,62 @@ logger = logging.getLogger(__name__)
 UPSCALE_BELOW = 600  # short side in px under which a page is enlarged for tesseract
 UPSCALE_TARGET = 1000
 MAX_TESSERACT_SIDE = 32767  # leptonica refuses anything wider or taller
+DEFAULT_MAX_PIXELS = 36_000_000  # the OCR budget: A4 at 600 dpi fits, A3 is read at about 430 dpi
 WEAK_CONFIDENCE = 60.0
 WEAK_WORDS = 3
 MIN_OSD_CONFIDENCE = 2.0
+# What can succeed a moment later: a full disk, exhausted memory or processes, an interrupted call.
+_PASSING_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EAGAIN, errno.ENOMEM, errno.EMFILE, errno.ENFILE,
+                   errno.EINTR, errno.EBUSY}
+_TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
-def prepare(image: Image.Image) -> Image.Image:
-    """Upright grayscale copy of a page, enlarged when it is too small for tesseract."""
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+def prepare(image: Image.Image, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Upright 8-bit grayscale page, enlarged when too small and reduced to max_pixels when too big."""
+    if image.getexif().get(0x0112, 1) != 1:  # EXIF orientation; exif_transpose copies even when upright
+        image = ImageOps.exif_transpose(image)
+    image = _to_gray(image)
+    pixels = image.width * image.height
+    factor = 1.0
+    if max_pixels and pixels > max_pixels:
+        factor = math.sqrt(max_pixels / pixels)
+    factor = min(factor, MAX_TESSERACT_SIDE / max(image.size))
+    short, long = min(image.size), max(image.size)
+    if 0 < short < UPSCALE_BELOW:
+        up = min(UPSCALE_TARGET / short, 8000 / long, 4.0)
+        if up > 1.05:
+            factor = up
+    if factor < 1.0:
+        size = (max(1, math.floor(image.width * factor)), max(1, math.floor(image.height * factor)))
+        image = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    elif factor > 1.0:
+        image = image.resize((round(image.width * factor), round(image.height * factor)), Image.Resampling.BICUBIC)
+    return image
+
+
+def _to_gray(image: Image.Image) -> Image.Image:
+    mode = image.mode
+    if mode == "L":
+        return image
+    if mode in _TRANSPARENT_MODES or (mode == "P" and "transparency" in image.info):
         # Transparent areas are usually white paper; a plain convert would make them black.
         rgba = image.convert("RGBA")
         image = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image.alpha_composite(rgba)
-    image = image.convert("L")
-    short, long = min(image.size), max(image.size)
-    if 0 < short < UPSCALE_BELOW:
-        factor = min(UPSCALE_TARGET / short, 8000 / long, 4.0)
-        if factor > 1.05:
-            image = image.resize((round(image.width * factor), round(image.height * factor)),
-                                 Image.Resampling.BICUBIC)
-    return image
+        return image.convert("L")
+    if mode.startswith("I") or mode == "F":
+        # 16-bit, 32-bit and float samples: Pillow's convert clips them to 0..255, which turns a
+        # 16-bit scan white. Stretch the range actually used instead (12-bit scanners use 0..4095).
+        if mode.startswith("I;16"):
+            image = image.convert("I")
+        low, high = image.getextrema()
+        if high <= low:
+            return Image.new("L", image.size, 255)
+        scale = 255.0 / (high - low)
+        return image.point(lambda v: (v - low) * scale).convert("L")
+    if mode not in ("1", "RGB", "P", "CMYK"):
+        image = image.convert("RGB")  # YCbCr, LAB, HSV and friends go through RGB
+    return image.convert("L")
 
 
 @dataclass
@@ -89,17 +131,26 @@ class PageText:
 
 
 class Tesseract:
-    """The tesseract binary through pytesseract: one run per upright page."""
+    """The tesseract binary through pytesseract: one run per reading, with our own files.
 
-    def __init__(self, *, timeout: float = 60.0, cmd: str | None = None):
+    Each run writes its input into a private directory and removes it afterwards, so nothing
+    is left in /tmp; `close()` removes the directory. A run may write, besides the TSV, a
+    text-only PDF page (the invisible text layer of a searchable PDF) from the same recognition.
+    """
+
+    def __init__(self, *, timeout: float = 60.0, cmd: str | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS):
         # One OpenMP thread per process: we parallelise across pages, and OpenMP
         # threads fighting over the cores make tesseract several times slower.
         os.environ.setdefault("OMP_THREAD_LIMIT", "1")
         if cmd:
             pytesseract.pytesseract.tesseract_cmd = cmd  # pytesseract only has a global
         self.timeout = timeout
+        self.max_pixels = max_pixels
         self._version: str | None = None
         self._languages: set[str] | None = None
+        self._workdir: Path | None = None
+        self._workdir_lock = threading.Lock()
+        self._closing = False
 
     def version(self) -> str:
         """The tesseract version, e.g. "5.3.0"."""
@@ -113,75 +164,191 @@ class Tesseract:
             self._languages = set(self._call(pytesseract.get_languages)) - {"osd"}
         return self._languages
 
-    def read(self, image: Image.Image, lang: str = "eng", *, timeout: float | None = None) -> PageText:
+    def halt(self) -> None:
+        """For a process about to exit at once: no run starts any more, and the files go."""
+        self._closing = True  # a slot between two runs cannot leave a tesseract behind
+        self.close()
+
+    def close(self) -> None:
+        """Remove the private directory (runs still going lose their files and fail).
+
+        Also called from a signal handler, which may have interrupted a thread holding the lock:
+        it waits for the lock a moment only.
+        """
+        locked = self._workdir_lock.acquire(timeout=1.0)
+        try:
+            workdir, self._workdir = self._workdir, None
+        finally:
+            if locked:
+                self._workdir_lock.release()
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def read(self, image: Image.Image, lang: str = "eng", *, timeout: float | None = None,
+             layer: Path | None = None) -> PageText:
         """OCR one page; turn it with OSD and read again only when the first pass is weak.
 
         timeout (seconds) shortens the per-run limit, e.g. to what is left of the task's deadline.
+        layer: where to write the kept reading's text-only PDF page (for the searchable PDF).
         """
         limit = self.timeout if timeout is None else max(min(self.timeout, timeout), 0.001)
         missing = set(lang.split("+")) - self.languages()
         if missing:
             raise PermanentError(f"OCR language not installed: {', '.join(sorted(missing))}", stage="ocr")
-        image = prepare(image)
-        if max(image.size) > MAX_TESSERACT_SIDE:
-            raise PermanentError(f"page is {image.width}x{image.height} pixels, too big for tesseract", stage="ocr")
-        first = self._recognise(image, lang, limit)
-        kept, kept_image = first, image
+        image = prepare(image, max_pixels=self.max_pixels)
+        first, first_pdf, first_image = self._recognise_level(image, lang, limit, layer is not None)
+        kept, kept_pdf, kept_image = first, first_pdf, first_image
         if first.confidence < WEAK_CONFIDENCE or first.word_count < WEAK_WORDS:
             angle = self._orientation(image, limit)
             if angle:
                 # OSD's "rotate" is clockwise; PIL rotates counter-clockwise.
                 turned = image.rotate(-angle, expand=True, fillcolor=255)
-                second = self._recognise(turned, lang, limit)
+                second, second_pdf, second_image = self._recognise_level(turned, lang, limit, layer is not None)
                 second.rotation = angle
                 logger.debug("page turned %d degrees: score %.0f -> %.0f", angle, first.score, second.score)
                 if second.score > first.score:
-                    kept, kept_image = second, turned
-        return ocr_passes.second_reading(lambda im: self._recognise(im, lang, limit), kept_image, kept)
+                    kept, kept_pdf, kept_image = second, second_pdf, second_image
+        layers = {id(kept): kept_pdf}
+
+        def again(variant: Image.Image) -> PageText:
+            page, pdf = self._reading(variant, lang, limit, layer is not None)
+            layers[id(page)] = pdf
+            return page
+        kept = ocr_passes.second_reading(again, kept_image, kept)
+        if layer is not None:
+            self._call(_write_atomically, layer, layers[id(kept)])  # a full disk is transient here too
+        return kept
+
+    def _recognise_level(self, image: Image.Image, lang: str, limit: float,
+                         with_pdf: bool) -> tuple[PageText, bytes | None, Image.Image]:
+        """One reading of the page after its small skew is levelled (the angle goes in `deskew`);
+        also the image read."""
+        angle = deskew.skew_angle(image)
+        if angle:
+            image = deskew.level(image, angle)
+        page, pdf = self._reading(image, lang, limit, with_pdf)
+        page.deskew = angle
+        return page, pdf, image
 
     def _recognise(self, image: Image.Image, lang: str, limit: float) -> PageText:
-        # Uncompressed TIFF: pytesseract would otherwise spend ~5% of the page time on PNG.
-        image.format = "TIFF"
-        data = self._call(pytesseract.image_to_data, image, lang=lang, output_type=Output.DICT,
-                          timeout=limit, limit=limit)
-        return _page_text(data, image.size)
+        """One tesseract run on the image as it is: its reading."""
+        return self._reading(image, lang, limit, False)[0]
+
+    def _reading(self, image: Image.Image, lang: str, limit: float, with_pdf: bool) -> tuple[PageText, bytes | None]:
+        """One tesseract run: the reading, and with_pdf its text-only PDF page from the same run."""
+        config = "-c tessedit_create_tsv=1 -c tessedit_create_txt=0" + (" -c textonly_pdf=1" if with_pdf else "")
+        with self._files() as base:
+            self._save_input(image, base)
+            self._call(_run, base, "tsv pdf" if with_pdf else "tsv", lang, config, limit, limit=limit)
+            data = _read_tsv(base.with_suffix(".tsv"))
+            pdf = base.with_suffix(".pdf").read_bytes() if with_pdf else None
+        return _page_text(data, image.size), pdf
 
     def _orientation(self, image: Image.Image, limit: float) -> int:
-        osd = self._call(_osd_or_nothing, image, limit, limit=limit)
-        angle = int(osd.get("rotate", 0)) % 360
-        if angle in (90, 180, 270) and float(osd.get("orientation_conf", 0.0)) >= MIN_OSD_CONFIDENCE:
+        with self._files() as base:
+            self._save_input(image, base)
+            try:
+                self._call(_run, base, "osd", "osd", "--psm 0 -c min_characters_to_try=20", limit, limit=limit)
+                osd = _read_osd(base.with_suffix(".osd"))
+            except PermanentError as e:
+                # OSD refuses pages with little text; the first reading then stands.
+                logger.debug("osd gave no answer: %s", e.message)
+                return 0
+        angle = int(osd.get("Rotate", 0)) % 360
+        if angle in (90, 180, 270) and float(osd.get("Orientation confidence", 0.0)) >= MIN_OSD_CONFIDENCE:
             return angle
         return 0
 
+    def _save_input(self, image: Image.Image, base: Path) -> None:
+        if self._closing:
+            raise TransientError("OCR is stopping (the service shuts down)", stage="ocr")
+        # Uncompressed TIFF is the cheapest to write and read. The compression is explicit because a
+        # page decoded from a G4 scan still carries info["compression"] = "group4", which Pillow would
+        # reuse, and libtiff refuses G4 for 8-bit data.
+        self._call(image.save, base.with_suffix(".tif"), format="TIFF", compression="raw")
+
+    @contextmanager
+    def _files(self):
+        """A fresh base path in the private directory; every file named after it goes at the end."""
+        with self._workdir_lock:
+            if self._workdir is None or not self._workdir.is_dir():
+                self._workdir = Path(tempfile.mkdtemp(prefix="docproc-ocr-"))
+            base = self._workdir / uuid.uuid4().hex
+        try:
+            yield base
+        finally:
+            for suffix in (".tif", ".tsv", ".pdf", ".osd", ".txt"):
+                try:
+                    base.with_suffix(suffix).unlink()
+                except OSError:
+                    pass
+
     def _call(self, func, *args, limit: float | None = None, **kwargs):
+        """Run one step; a fault that can pass is transient, a fault of the page or of ours is permanent."""
         try:
             return func(*args, **kwargs)
-        except pytesseract.TesseractNotFoundError as e:
-            raise TransientError(f"tesseract binary not found: {e}", stage="ocr") from None
+        except pytesseract.TesseractNotFoundError:
+            raise PermanentError("the tesseract binary is not installed or not on PATH", stage="ocr") from None
         except pytesseract.TesseractError as e:
-            raise TransientError(f"tesseract failed (status {e.status}): {e.message}", stage="ocr") from None
+            if isinstance(e.status, int) and e.status < 0:
+                # Killed by a signal: the OOM killer, a crash under memory pressure, a stop.
+                raise TransientError(f"tesseract failed (killed by signal {-e.status}): {e.message}", stage="ocr") from None
+            raise PermanentError(f"tesseract failed (status {e.status}): {e.message}", stage="ocr") from None
         except RuntimeError as e:
             if "timeout" in str(e).lower():
                 raise TransientError(f"tesseract timed out after {limit or self.timeout:g}s", stage="ocr") from None
-            raise TransientError(f"tesseract failed: {e}", stage="ocr") from None
+            raise PermanentError(f"tesseract failed: {e}", stage="ocr") from None
         except (TypeError, ValueError) as e:
             raise PermanentError(f"page image cannot be processed: {e}", stage="ocr") from None
         except SystemExit as e:
             # pytesseract exits the process on a version string it cannot parse: a bad binary.
-            raise TransientError(f"tesseract is not usable: {e}", stage="ocr") from None
+            raise PermanentError(f"tesseract is not usable: {e}", stage="ocr") from None
         except OSError as e:
-            # Writing the temporary image (disk full) or starting the process: not the page's fault.
-            raise TransientError(f"tesseract could not run: {e}", stage="ocr") from None
+            if e.errno in _PASSING_ERRNOS:
+                raise TransientError(f"tesseract could not run: {e}", stage="ocr") from None
+            # No errno (an encoder error) or one that will repeat (permissions, a missing directory).
+            raise PermanentError(f"tesseract could not run: {e}", stage="ocr") from None
 
 
-def _osd_or_nothing(image: Image.Image, timeout: float) -> dict:
-    try:
-        return pytesseract.image_to_osd(image, output_type=Output.DICT,
-                                        config="-c min_characters_to_try=20", timeout=timeout)
-    except pytesseract.TesseractError as e:
-        # OSD refuses pages with little text; the first reading then stands.
-        logger.debug("osd gave no answer: %s", e.message)
-        return {}
+def _run(base: Path, extension: str, lang: str, config: str, timeout: float) -> None:
+    # pytesseract.pytesseract.run_tesseract is the runner that image_to_data and friends wrap; we
+    # call it so that one run writes both the TSV and the PDF layer, from and to files we own.
+    # tests/test_ocr.py checks its signature, so an upgrade that changes it fails loudly.
+    pytesseract.pytesseract.run_tesseract(str(base.with_suffix(".tif")), str(base), extension, lang, config,
+                                          timeout=timeout)
+
+
+def _read_tsv(path: Path) -> dict:
+    """tesseract's TSV as columns (the shape pytesseract's image_to_data returns)."""
+    rows = path.read_text(encoding="utf-8", errors="replace").split("\n")
+    header = rows[0].split("\t")
+    columns: dict[str, list] = {name: [] for name in header}
+    for row in rows[1:]:
+        cells = row.split("\t")
+        if len(cells) < len(header) - 1:
+            continue
+        cells += [""] * (len(header) - len(cells))  # the text of the last row may be missing
+        for name, cell in zip(header, cells):
+            columns[name].append(cell)
+    return columns
+
+
+def _read_osd(path: Path) -> dict:
+    out = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def _write_atomically(path: Path, data: bytes | None) -> None:
+    if data is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def _page_text(data: dict, size: tuple[int, int]) -> PageText:

@@ -35,7 +35,7 @@ SUBMIT_400 = ("bad_request", "invalid_json", "malformed_multipart", "invalid_opt
               "invalid_priority", "invalid_images", "invalid_base64", "unknown_option", "missing_option",
               "unsupported_language", "invalid_callback_url", "callback_url_not_allowed", "invalid_library", "invalid_fields",
               "unknown_library_task", "library_task_not_usable", "no_file", "empty_file", "corrupt_image", "corrupt_pdf",
-              "image_too_large", "image_too_small")
+              "pdf_password_protected", "image_too_large", "image_too_small")
 SUBMIT_413 = ("payload_too_large", "too_many_files", "too_many_pages", "too_many_parts", "field_too_large",
               "part_headers_too_large")
 SUBMIT_415 = ("unsupported_content_type", "unsupported_media_type")
@@ -313,6 +313,13 @@ _WAIT = {"name": "wait", "in": "query", "required": False,
 _NOT_FOUND = _error("no such task for this tenant", ("not_found",))
 
 
+_DOCUMENT_ERRORS = {
+    "409": _error("the task has not completed, or an OCR page has no text layer",
+                  ("task_not_completed", "pdf_not_available")),
+    "410": _error("the task's files were removed by retention", ("files_expired",)),
+}
+
+
 def _get_task(summary: str, operation_id: str) -> dict:
     return {"tags": ["tasks"], "summary": summary, "operationId": operation_id, "parameters": [_TASK_ID, _WAIT],
             "responses": {"200": {"description": "the task", "content": _json(_ref("Task"))},
@@ -349,6 +356,29 @@ def _paths(max_files: int, max_batch_files: int) -> dict:
                            "202": {"description": "is running: stops at its next stage boundary", "content": _json(_ref("Task"))},
                            "404": _NOT_FOUND, "409": _error("the task already finished", ("task_finished",)), **_common()}},
         },
+        "/api/tasks/{task_id}/pdf": {"get": {
+            "tags": ["tasks"], "summary": "The document as a searchable PDF", "operationId": "taskPdf",
+            "description": "Each page read by OCR is its page image (as read: turned and levelled) under an invisible "
+                           "text layer written by the same tesseract run as the task's text; a page read from its "
+                           "own text layer is the original PDF page. A born-digital PDF comes back as it was sent.",
+            "parameters": [_TASK_ID],
+            "responses": {"200": {"description": "a PDF", "content": {"application/pdf": {
+                              "schema": {"type": "string", "format": "binary"}}}},
+                          "404": _NOT_FOUND, **_DOCUMENT_ERRORS, **_common()}}},
+        "/api/tasks/{task_id}/pages/{number}": {"get": {
+            "tags": ["tasks"], "summary": "A page as PNG: the image the OCR read", "operationId": "taskPage",
+            "description": "After rotation and deskew, scaled to `width` pixels (default 1000): a box of the result "
+                           "maps to the preview by multiplying with width / page width.",
+            "parameters": [_TASK_ID,
+                           {"name": "number", "in": "path", "required": True, "description": "1-based page number",
+                            "schema": {"type": "integer", "minimum": 1}},
+                           {"name": "width", "in": "query", "required": False, "description": "pixels",
+                            "schema": {"type": "integer", "minimum": 100, "maximum": 2000, "default": 1000}}],
+            "responses": {"200": {"description": "a PNG image", "content": {"image/png": {
+                              "schema": {"type": "string", "format": "binary"}}}},
+                          "400": _error("bad width", ("invalid_width",)),
+                          "404": _error("no such task for this tenant, or no such page", ("not_found", "page_not_found")),
+                          **_DOCUMENT_ERRORS, **_common()}}},
         "/api/task_status/{task_id}": {"get": _get_task("Read a task (alias of /api/tasks/{task_id})", "getTaskStatus")},
         "/api/tasks/{task_id}/events": {"get": {
             "tags": ["tasks"], "summary": "Server-sent events of a task until it ends", "operationId": "taskEvents",

@@ -1,23 +1,22 @@
-"""Uploads to page images: what a file is, whether it is acceptable, and its pages decoded or rendered."""
+"""Uploads to pages: what a file is, whether it is acceptable, and each page decoded, rendered or read."""
 from __future__ import annotations
 
 import io
+import math
 import struct
-import threading
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
-import pypdfium2 as pdfium
-import pypdfium2.raw as pdfium_c
-from PIL import BmpImagePlugin, Image, ImageOps, JpegImagePlugin, PngImagePlugin, TiffImagePlugin, WebPImagePlugin
+from PIL import (BmpImagePlugin, GifImagePlugin, Image, ImageOps, Jpeg2KImagePlugin, JpegImagePlugin, PngImagePlugin,
+                 TiffImagePlugin, WebPImagePlugin)
+from pillow_heif.as_plugin import HeifImageFile
 
-from app.errors import BadInput, PermanentError
+from . import pdf
+from .errors import BadInput, PermanentError
+from .ocr import PageText
 
 MIN_SIDE = 16
-
-# pdfium keeps global state and is not thread-safe, even across documents.
-_PDFIUM_LOCK = threading.Lock()
 
 # Plugin factories used directly instead of Image.open: Image.open runs Pillow's
 # decompression-bomb check (a warning or an error) before we can look at the size.
@@ -27,10 +26,15 @@ _OPENERS = {
     "image/tiff": TiffImagePlugin.TiffImageFile,
     "image/webp": WebPImagePlugin.WebPImageFile,
     "image/bmp": BmpImagePlugin.BmpImageFile,
+    "image/gif": GifImagePlugin.GifImageFile,
+    "image/jp2": Jpeg2KImagePlugin.Jpeg2KImageFile,
+    "image/heif": HeifImageFile,
 }
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError,
+SUPPORTED = "PNG, JPEG, TIFF (also BigTIFF), WebP, BMP, GIF, JPEG 2000, HEIC/HEIF or PDF"
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, RuntimeError,
                   struct.error, zlib.error)
 _BMP_HEADER_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
 
 
 def detect_media_type(data: bytes) -> str | None:
@@ -40,12 +44,18 @@ def detect_media_type(data: bytes) -> str | None:
         return "image/png"
     if head.startswith(b"\xff\xd8\xff"):
         return "image/jpeg"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):  # classic TIFF and BigTIFF
         return "image/tiff"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image/webp"
     if head[:2] == b"BM" and len(head) >= 18 and struct.unpack("<I", head[14:18])[0] in _BMP_HEADER_SIZES:
         return "image/bmp"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if head.startswith(b"\x00\x00\x00\x0cjP  \r\n\x87\n") or head.startswith(b"\xff\x4f\xff\x51"):
+        return "image/jp2"  # the JP2 container or a bare J2K codestream
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "image/heif"
     # The PDF spec tolerates junk before the header; readers look in the first 1 KiB.
     if b"%PDF-" in data[:1024]:
         return "application/pdf"
@@ -61,15 +71,18 @@ class UploadInfo:
 
 
 def inspect_upload(data: bytes, *, max_pixels: int, max_pages: int, pdf_dpi: int = 150) -> UploadInfo:
-    """Validate an upload completely (decode every frame) or raise BadInput."""
+    """Validate an upload completely (decode every frame) or raise BadInput.
+
+    max_pixels is the hard cap on one decoded image: a larger one is refused before it is
+    decoded. PDF pages are rendered to fit the OCR budget instead, so only their count is limited.
+    """
     if not data:
         raise BadInput(400, "empty_file", "the file is empty")
     media_type = detect_media_type(data)
     if media_type is None:
-        raise BadInput(415, "unsupported_media_type",
-                       "unsupported file type: send PNG, JPEG, TIFF, WebP, BMP or PDF")
+        raise BadInput(415, "unsupported_media_type", f"unsupported file type: send {SUPPORTED}")
     if media_type == "application/pdf":
-        pages = _inspect_pdf(data, max_pixels=max_pixels, max_pages=max_pages, dpi=pdf_dpi)
+        pages = pdf.inspect(data, max_pages=max_pages)
     else:
         pages = _inspect_image(data, media_type, max_pixels=max_pixels, max_pages=max_pages)
     return UploadInfo(media_type=media_type, pages=pages)
@@ -101,7 +114,8 @@ def _open_image(data: bytes, media_type: str) -> Image.Image:
 
 
 def _frame_count(im: Image.Image, media_type: str) -> int:
-    # Only TIFF frames are pages; other formats' extra frames are animation.
+    # Only TIFF frames are pages; other formats' extra frames are animation (GIF, WebP) or
+    # alternatives (HEIF bursts, thumbnails): their first (primary) image is the page.
     return getattr(im, "n_frames", 1) if media_type == "image/tiff" else 1
 
 
@@ -131,71 +145,21 @@ def _inspect_image(data: bytes, media_type: str, *, max_pixels: int, max_pages: 
         im.close()
 
 
-def _inspect_pdf(data: bytes, *, max_pixels: int, max_pages: int, dpi: int) -> int:
-    scale = dpi / 72
-    with _PDFIUM_LOCK:
-        try:
-            pdf = pdfium.PdfDocument(data)
-        except pdfium.PdfiumError as e:
-            # pypdfium2 reports a password-protected file the same way as a broken one.
-            raise BadInput(400, "corrupt_pdf", f"cannot open the PDF: {e}") from None
-        try:
-            if pdfium_c.FPDF_GetSecurityHandlerRevision(pdf.raw) != -1:
-                raise BadInput(400, "corrupt_pdf", "the PDF is encrypted")
-            pages = len(pdf)
-            if pages == 0:
-                raise BadInput(400, "corrupt_pdf", "the PDF has no pages")
-            if pages > max_pages:
-                raise BadInput(413, "too_many_pages", f"the PDF has {pages} pages, the limit is {max_pages}")
-            for index in range(pages):
-                try:
-                    width, height = pdf.get_page_size(index)
-                except pdfium.PdfiumError as e:
-                    raise BadInput(400, "corrupt_pdf", f"cannot read page {index + 1}: {e}") from None
-                _check_size(width * scale, height * scale, max_pixels, f"page {index + 1} at {dpi} dpi")
-            return pages
-        finally:
-            pdf.close()
+def load_page(data: bytes, media_type: str, index: int, *, pdf_dpi: int = 150,
+              max_pixels: int | None = None) -> Image.Image:
+    """Page `index` (0-based) of an upload as an upright image, decoding or rendering only that page.
 
-
-def iter_pages(data: bytes, media_type: str, *, pdf_dpi: int = 150) -> Iterator[Image.Image]:
-    """Yield the pages of an upload one at a time, so big PDFs need not sit in memory at once."""
+    max_pixels (the OCR budget) lets a JPEG decode at a reduced scale and a PDF render at a
+    lower resolution when the page would be larger; other images are scaled later, by OCR.
+    """
     if media_type == "application/pdf":
-        pdf = _open_pdf(data)
-        try:
-            for index in range(_pdf_len(pdf)):
-                yield _render_pdf_page(pdf, index, pdf_dpi)
-        finally:
-            _close_pdf(pdf)
-        return
-    im = _open_for_pages(data, media_type)
-    try:
-        for index in range(_frame_count(im, media_type)):
-            yield _image_frame(im, index)
-    finally:
-        im.close()
-
-
-def load_pages(data: bytes, media_type: str, *, pdf_dpi: int = 150) -> list[Image.Image]:
-    """Every page of an upload as a PIL image: TIFF frames split, PDF pages rendered at pdf_dpi."""
-    return list(iter_pages(data, media_type, pdf_dpi=pdf_dpi))
-
-
-def load_page(data: bytes, media_type: str, index: int, *, pdf_dpi: int = 150) -> Image.Image:
-    """Page `index` (0-based) of an upload, decoding or rendering only that page."""
-    if media_type == "application/pdf":
-        pdf = _open_pdf(data)
-        try:
-            if not 0 <= index < _pdf_len(pdf):
-                raise PermanentError(f"the PDF has no page {index + 1}", stage="ocr")
-            return _render_pdf_page(pdf, index, pdf_dpi)
-        finally:
-            _close_pdf(pdf)
+        with pdf.open_document(data) as doc:
+            return doc.render(index, pdf_dpi, max_pixels=max_pixels)
     im = _open_for_pages(data, media_type)
     try:
         if not 0 <= index < _frame_count(im, media_type):
             raise PermanentError(f"the image has no page {index + 1}", stage="ocr")
-        return _image_frame(im, index)
+        return _image_frame(im, index, max_pixels)
     finally:
         im.close()
 
@@ -209,9 +173,13 @@ def _open_for_pages(data: bytes, media_type: str) -> Image.Image:
         raise PermanentError(f"cannot read the image: {e}", stage="ocr") from None
 
 
-def _image_frame(im: Image.Image, index: int) -> Image.Image:
+def _image_frame(im: Image.Image, index: int, max_pixels: int | None) -> Image.Image:
     try:
         im.seek(index)
+        if max_pixels and im.format == "JPEG" and im.width * im.height > max_pixels:
+            # libjpeg decodes at 1/2, 1/4 or 1/8 for a fraction of the time and memory.
+            factor = math.sqrt(max_pixels / (im.width * im.height))
+            im.draft(im.mode, (math.ceil(im.width * factor), math.ceil(im.height * factor)))
         im.load()
         # exif_transpose also copies: the page no longer needs the file.
         return ImageOps.exif_transpose(im)
@@ -219,37 +187,33 @@ def _image_frame(im: Image.Image, index: int) -> Image.Image:
         raise PermanentError(f"cannot decode page {index + 1}: {e}", stage="ocr") from None
 
 
-def _open_pdf(data: bytes) -> pdfium.PdfDocument:
-    with _PDFIUM_LOCK:
-        try:
-            return pdfium.PdfDocument(data)
-        except pdfium.PdfiumError as e:
-            raise PermanentError(f"cannot open the PDF: {e}", stage="ocr") from None
+@dataclass(frozen=True)
+class PageRef:
+    """One page of one stored upload: what an OCR slot needs to read it."""
+
+    data: bytes
+    media_type: str
+    index: int
+    layer: Path | None = None  # where OCR writes the page's text-only PDF (the searchable PDF's layer)
 
 
-def _pdf_len(pdf: pdfium.PdfDocument) -> int:
-    with _PDFIUM_LOCK:
-        return len(pdf)
+class PageReader:
+    """Reads one page: a PDF page's own text layer when it is real text, tesseract on the page image otherwise."""
 
+    def __init__(self, engine, *, pdf_dpi: int = 150):
+        self.engine = engine
+        self.pdf_dpi = pdf_dpi
 
-def _close_pdf(pdf: pdfium.PdfDocument) -> None:
-    with _PDFIUM_LOCK:
-        pdf.close()
-
-
-def _render_pdf_page(pdf: pdfium.PdfDocument, index: int, dpi: int) -> Image.Image:
-    # Lock per page, not per document, so one long PDF does not stall the others.
-    with _PDFIUM_LOCK:
-        page = pdf[index]
-        try:
-            bitmap = page.render(scale=dpi / 72, grayscale=True)
-            try:
-                image = bitmap.to_pil()
-                # to_pil() may share the bitmap's memory: copy before closing it.
-                return image.copy() if image.mode == "L" else image.convert("L")
-            finally:
-                bitmap.close()
-        except pdfium.PdfiumError as e:
-            raise PermanentError(f"cannot render PDF page {index + 1}: {e}", stage="ocr") from None
-        finally:
-            page.close()
+    def read(self, ref: PageRef, lang: str = "eng", *, timeout: float | None = None) -> PageText:
+        budget = self.engine.max_pixels
+        if ref.media_type != "application/pdf":
+            image = load_page(ref.data, ref.media_type, ref.index, max_pixels=budget)
+            return self.engine.read(image, lang, timeout=timeout, layer=ref.layer)
+        with pdf.open_document(ref.data) as doc:
+            layer = doc.text_layer(ref.index, self.pdf_dpi, max_pixels=budget)
+            if layer.page is not None:
+                return layer.page
+            image = doc.render(ref.index, self.pdf_dpi, max_pixels=budget)
+        page = self.engine.read(image, lang, timeout=timeout, layer=ref.layer)
+        page.form_fields = layer.form_fields
+        return page

@@ -13,7 +13,9 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 
+from .artifacts import TaskArtifacts
 from .config import ConfigError, Settings
+from .documents import Documents
 from .engine import open_store
 from .engine.execute import Executor
 from .engine.lifecycle import Lifecycle
@@ -24,6 +26,7 @@ from .janitor import Janitor
 from .metrics import Metrics
 from .ocr import Tesseract
 from .ocr_pool import OcrPool
+from .pages import PageReader
 from .queue import LocalQueue
 from .storage import FileStore
 from .strategies.base import Services
@@ -51,6 +54,7 @@ class Runtime:
     metrics: Metrics | None = None
     inspections: InspectionCache = field(default_factory=InspectionCache)
     webhooks: WebhookSender | None = None
+    documents: Documents | None = None
     role: str = "embedded"
     celery: object = None  # the Celery app of the distributed roles
 
@@ -110,8 +114,10 @@ def build_runtime(settings: Settings, *, clock=time.time, extractor=None, role: 
         queue = CeleryDispatcher(celery, clock=clock)
         events = PostgresNotifier(db.database)
     lifecycle = Lifecycle(db, events, clock)
-    engine = ocr_engine or Tesseract(timeout=settings.ocr_timeout)
-    ocr_pool = OcrPool(engine.read, settings.effective_ocr_concurrency, clock=clock)
+    engine = ocr_engine or Tesseract(timeout=settings.ocr_timeout, max_pixels=settings.ocr_max_pixels)
+    reader = PageReader(engine, pdf_dpi=settings.pdf_dpi)
+    ocr_pool = OcrPool(reader.read, settings.effective_ocr_concurrency, clock=clock,
+                       on_stop=getattr(engine, "close", None))
     extractor = extractor or make_extractor(settings)
     llm_slots = threading.BoundedSemaphore(settings.llm_concurrency) if settings.uses_llm else None
     metrics = Metrics()
@@ -141,7 +147,8 @@ def build_runtime(settings: Settings, *, clock=time.time, extractor=None, role: 
         pool = WorkerRole(settings, executor, db, ocr_pool, janitor, events, webhooks, clock=clock)
     rt = Runtime(settings=settings, db=db, store=store, queue=queue, events=events, lifecycle=lifecycle,
                  ocr_engine=engine, ocr_pool=ocr_pool, extractor=extractor, executor=executor, pool=pool,
-                 clock=clock, started_at=clock(), metrics=metrics, webhooks=webhooks, role=role, celery=celery)
+                 clock=clock, started_at=clock(), metrics=metrics, webhooks=webhooks, role=role, celery=celery,
+                 documents=Documents(db, store, TaskArtifacts(settings.artifacts_dir), reader))
     metrics.watch(rt)
     return rt
 

@@ -104,6 +104,10 @@ def serve(settings: Settings | None = None) -> int:
         received.append(signum)
         if len(received) > 1:
             os.write(2, b"docproc: second signal, exiting now\n")
+            halt = getattr(service.rt.ocr_engine, "halt", None)
+            if halt is not None:
+                halt()  # no new tesseract run starts, and the input files go
+            service.rt.ocr_pool.kill_running()  # no tesseract may outlive the service
             os._exit(1)
         stop.set()
 

@@ -1,10 +1,13 @@
 """A generated corpus: letter-size pages at 150 dpi with letters, invoices, receipts and forms."""
 from __future__ import annotations
 
+import ctypes
 import io
 import random
 from pathlib import Path
 
+import pypdfium2 as pdfium
+import pypdfium2.raw as c
 from PIL import Image, ImageDraw, ImageFont
 
 PAGE_SIZE = (1275, 1650)  # US letter at 150 dpi
@@ -206,3 +209,55 @@ def tiny_page() -> Image.Image:
     page = Image.new("L", (240, 64), 255)
     ImageDraw.Draw(page).text((12, 16), "Paid 12.00", font=ImageFont.load_default(size=26), fill=0)
     return page
+
+
+def text_pdf(pages: list[list[str]], *, size=(612, 792), font_size=14, invisible: bool = False,
+             under: list[Image.Image] | None = None) -> bytes:
+    """A PDF whose pages carry these lines as real text (Helvetica), as a word processor writes it.
+
+    invisible: the text is drawn in render mode 3 (as OCR layers are), over `under` page images.
+    """
+    pdf = pdfium.PdfDocument.new()
+    font = c.FPDFText_LoadStandardFont(pdf, b"Helvetica")
+    for n, lines in enumerate(pages):
+        page = pdf.new_page(*size)
+        if under is not None:
+            image = pdfium.PdfImage.new(pdf)
+            bitmap = pdfium.PdfBitmap.from_pil(under[n].convert("RGB"))
+            image.set_bitmap(bitmap)
+            image.set_matrix(pdfium.PdfMatrix().scale(*size))
+            page.insert_obj(image)
+        for i, line in enumerate(lines):
+            obj = c.FPDFPageObj_CreateTextObj(pdf, font, font_size)
+            units = (line + "\0").encode("utf-16-le")
+            c.FPDFText_SetText(obj, ctypes.cast(ctypes.create_string_buffer(units, len(units)),
+                                                ctypes.POINTER(c.FPDF_WCHAR)))
+            if invisible:
+                c.FPDFTextObj_SetTextRenderMode(obj, c.FPDF_TEXTRENDERMODE_INVISIBLE)
+            c.FPDFPageObj_Transform(obj, 1, 0, 0, 1, 72, size[1] - 72 - i * font_size * 1.6)
+            c.FPDFPage_InsertObject(page, obj)
+        page.gen_content()
+    buf = io.BytesIO()
+    pdf.save(buf)
+    return buf.getvalue()
+
+
+def text_pdf_of_pages(seeds: list[int]) -> bytes:
+    """Born-digital letter-size pages with the lines make_page(seed) draws, as real text."""
+    pages = []
+    for seed in seeds:
+        r = random.Random(seed)
+        kind = KINDS[seed % len(KINDS)]
+        font = ImageFont.load_default(size=r.choice([22, 24, 26, 28]))
+        pages.append([line.replace("____", "_____") for line in _MAKERS[kind](r, font, PAGE_SIZE[0] - 2 * MARGIN)][:40])
+    return text_pdf(pages, font_size=11)
+
+
+def rendered_pdf(data: bytes, dpi: int = 150) -> bytes:
+    """The same pages as images only (a scan of them), rendered as the service renders PDFs."""
+    pdf = pdfium.PdfDocument(data)
+    try:
+        images = [page.render(scale=dpi / 72, grayscale=True).to_pil().copy() for page in pdf]
+    finally:
+        pdf.close()
+    return pdf_bytes(images)

@@ -20,7 +20,7 @@ from .service import ServiceProcess
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
-SECTIONS = ("idle", "ocr", "fairness", "overhead", "peer", "llm")
+SECTIONS = ("idle", "ocr", "fairness", "pdf", "overhead", "peer", "llm")
 LLM_CONCURRENCY = 4  # the service's default DOCPROC_LLM_CONCURRENCY
 BATCH_FILES = 50  # files per POST /api/batches in the batched overhead row
 PEER_ROUNDS = 3  # ours and huey alternate; both vary run to run (huey by its polling sleeps): medians compared
@@ -33,13 +33,15 @@ class Sizes:
     cached: int = 2000  # overhead and the peer
     small: int = 200  # small tasks through the queue
     pdf_pages: int = 100  # fairness
+    text_pages: int = 40  # born-digital PDF: text layer against OCR of the same pages
     singles: int = 4
     idle_seconds: float = 3.0
     probes: int = 20  # pick-up latency
     clients: int = 8
 
 
-QUICK = Sizes(pages=20, llm_tasks=32, cached=300, small=40, pdf_pages=24, singles=2, idle_seconds=1.0, probes=5)
+QUICK = Sizes(pages=20, llm_tasks=32, cached=300, small=40, pdf_pages=24, text_pages=10, singles=2, idle_seconds=1.0,
+              probes=5)
 
 
 def parse_args(argv):
@@ -50,6 +52,7 @@ def parse_args(argv):
     p.add_argument("--llm-tasks", type=int, help="one-page tasks in the LLM-bound mix")
     p.add_argument("--cached", type=int, help="cached tasks for the overhead run (and huey jobs)")
     p.add_argument("--pdf-pages", type=int, help="pages of the long PDF in the fairness run")
+    p.add_argument("--text-pages", type=int, help="pages of the born-digital PDF (text layer against OCR)")
     p.add_argument("--clients", type=int, help="concurrent HTTP clients")
     p.add_argument("--llm-concurrency", type=int, default=LLM_CONCURRENCY)
     p.add_argument("--llm-delay", type=float, default=1.0, help="seconds the loopback LLM takes per answer")
@@ -57,7 +60,7 @@ def parse_args(argv):
     p.add_argument("--workdir", type=Path, help="keep corpus, data dirs and logs here (default: a temporary dir, removed)")
     args = p.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
-    for name in ("pages", "llm_tasks", "cached", "pdf_pages", "clients"):
+    for name in ("pages", "llm_tasks", "cached", "pdf_pages", "text_pages", "clients"):
         if getattr(args, name) is not None:
             sizes = Sizes(**{**sizes.__dict__, name: getattr(args, name)})
     only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -88,7 +91,7 @@ def measure(workdir: Path, sizes: Sizes, only: list[str], args) -> dict:
     if {"ocr", "llm", "fairness"} & set(only):
         log(f"raw tesseract CLI: {len(pages)} pages, {cores} processes")
         out["raw"] = scenarios.raw_tesseract(pages, cores)
-    if {"idle", "ocr", "fairness", "overhead", "peer"} & set(only):
+    if {"idle", "ocr", "fairness", "pdf", "overhead", "peer"} & set(only):
         with ServiceProcess(workdir, "service") as svc:
             run_one(svc.url, warm, options=scenarios.NO_CACHE)
             rss = out["rss_phases"] = {"after one task": svc.peak_rss_mb()}
@@ -110,6 +113,10 @@ def measure(workdir: Path, sizes: Sizes, only: list[str], args) -> dict:
                 singles = [corpus.png_bytes(corpus.make_page(2000 + i)) for i in range(sizes.singles)]
                 out["fairness"] = scenarios.fairness(svc, pdf, sizes.pdf_pages, singles, out["raw"]["page_time"])
                 rss[f"after the {sizes.pdf_pages}-page PDF"] = svc.peak_rss_mb()
+            if "pdf" in only:
+                log(f"born-digital PDF: {sizes.text_pages} pages from the text layer, then the same pages as a scan")
+                born = corpus.text_pdf_of_pages(list(range(5000, 5000 + sizes.text_pages)))
+                out["pdf_text"] = scenarios.text_layer(svc, born, corpus.rendered_pdf(born), sizes.text_pages)
             if "overhead" in only or "peer" in only:
                 log(f"overhead: {sizes.small} small tasks through the queue, {sizes.cached} cached tasks")
                 out["small"] = scenarios.queued_small(svc, small, sizes.small, sizes.clients, cores)
@@ -239,6 +246,12 @@ def table(r: dict) -> list[str]:
                      f"{f['single_max'] / f['pdf']:.3f}", "≤ 5", _met(f["single_max"] <= 5)))
         rows.append(("5", "the long PDF alone uses every core: pages/s", f"{f['pdf_rate']:.2f}",
                      f"{r['raw']['rate']:.2f} raw", f"{f['pdf_rate'] / r['raw']['rate']:.2f}", "", ""))
+    if "pdf_text" in r:
+        p = r["pdf_text"]
+        rows.append(("8", f"born-digital PDF, {p['pages']} pages: pages/s read from the text layer (OCR stage time; "
+                          f"sources {', '.join(p['sources'])}; whole task {p['text_task']:.2f} s)",
+                     f"{p['text_rate']:.1f}", f"{p['ocr_rate']:.2f} OCR of the same pages rendered at 150 dpi "
+                     f"(whole task {p['ocr_task']:.1f} s)", f"{p['ratio']:.0f}", "≥ 50", _met(p["ratio"] >= 50)))
     if "idle" in r:
         i = r["idle"]
         rows.append(("6", f"idle: service CPU over {i['seconds']:g} s ({i['threads']} threads)", f"{i['cpu']:.2%} of a core",

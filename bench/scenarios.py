@@ -205,6 +205,40 @@ def fairness(svc: ServiceProcess, pdf: bytes, pages: int, singles: list[bytes], 
             "pdf_status": big["status"]}
 
 
+# -- 8. born-digital PDFs ------------------------------------------------------------------------
+def text_layer(svc: ServiceProcess, born: bytes, scanned: bytes, pages: int) -> dict:
+    """The same pages as a born-digital PDF (read from its text layer) and as a scan of it (OCR).
+
+    Each is one task; the figure is the OCR stage's own time (from /metrics), so the extraction
+    both share does not hide the difference; whole tasks are reported beside it.
+    """
+    def one(data: bytes) -> tuple[dict, float]:
+        before = _stage_seconds(svc, "ocr")
+        task, _, _ = submit(svc.url, data, filename="doc.pdf", media_type="application/pdf", options=NO_CACHE)
+        task = wait(svc.url, task)
+        return task, _stage_seconds(svc, "ocr") - before
+
+    text_task, text_seconds = one(born)
+    ocr_task, ocr_seconds = one(scanned)
+    return {"pages": pages, "text_rate": pages / text_seconds, "ocr_rate": pages / ocr_seconds,
+            "ratio": ocr_seconds / text_seconds,
+            "text_task": ts(text_task["completed_at"]) - ts(text_task["started_at"]),
+            "ocr_task": ts(ocr_task["completed_at"]) - ts(ocr_task["started_at"]),
+            "sources": sorted({p["source"] for p in text_task["result"]["pages"]}),
+            "ocr_sources": sorted({p["source"] for p in ocr_task["result"]["pages"]})}
+
+
+def _stage_seconds(svc: ServiceProcess, stage: str) -> float:
+    """Sum of the service's docproc_stage_duration_seconds for one stage, every task type."""
+    status, body = call(svc.url, "GET", "/metrics")
+    assert status == 200, status
+    total = 0.0
+    for line in body.decode().splitlines():
+        if line.startswith("docproc_stage_duration_seconds_sum{") and f'stage="{stage}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 # -- 6. idle --------------------------------------------------------------------------------------
 def idle(svc: ServiceProcess, blob: bytes, seconds: float, probes: int) -> dict:
     """CPU of a service with nothing to do, then how soon a lone task is claimed."""

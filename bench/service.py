@@ -33,6 +33,9 @@ class ServiceProcess:
             "DOCPROC_RATE_LIMIT": "1000000",
             "DOCPROC_RATE_BURST": "1000000",
             "DOCPROC_MAX_PENDING": "100000",
+            # Long-polls per tenant are capped at a quarter of the HTTP threads; the benchmark's one
+            # tenant runs up to 16 clients that each long-poll.
+            "DOCPROC_HTTP_THREADS": "64",
             **(env or {}),
         })
         self.db_path = self.workdir / "data" / "docproc.sqlite3"

@@ -30,7 +30,9 @@ class FixedCostOcr:
     def languages(self) -> set[str]:
         return {"eng"}
 
-    def read(self, image, lang: str = "eng", *, timeout: float | None = None) -> ocr.PageText:
+    max_pixels = None  # no OCR budget: pages are not scaled
+
+    def read(self, image, lang: str = "eng", *, timeout: float | None = None, layer=None) -> ocr.PageText:
         time.sleep(self.seconds if timeout is None else max(min(self.seconds, timeout), 0.0))
         width, height = getattr(image, "size", (0, 0))
         values = {"text": "Stub page\nTotal 1.00", "confidence": 90.0, "rotation": 0, "words": 4,

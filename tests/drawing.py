@@ -150,3 +150,113 @@ def letter_lines() -> list[str]:
         "Sincerely,",
         "Jane Doe",
     ]
+
+
+def tiff_variant(image: Image.Image, *, compression: str = "raw", tile: int | None = None, planar: bool = False,
+                 fill_order: int = 1, big: bool = False) -> bytes:
+    """A one-page TIFF in layouts Pillow cannot write: tiled, planar, FillOrder 2, BigTIFF.
+
+    compression: "raw", "deflate" (zlib per strip or tile) or "group4" (1-bit only; the G4 data of
+    Pillow's own encoding, re-wrapped). Fill order 2 (least significant bit first) reverses the
+    bits of every data byte, as fax hardware writes them.
+    """
+    mode = image.mode
+    bands = {"1": 1, "L": 1, "RGB": 3}[mode]
+    bits = 1 if mode == "1" else 8
+    width, height = image.size
+    if compression == "group4":
+        assert mode == "1" and not tile and not planar
+        g4 = io.BytesIO()
+        image.save(g4, "TIFF", compression="group4")
+        with Image.open(io.BytesIO(g4.getvalue())) as parsed:
+            offsets, counts = parsed.tag_v2[273], parsed.tag_v2[279]
+            photometric, rows_per_strip = parsed.tag_v2[262], parsed.tag_v2[278]
+        raw = g4.getvalue()
+        chunks = [raw[o:o + c] for o, c in zip(offsets, counts)]
+        code = 4
+    else:
+        planes = [image.getchannel(i) for i in range(bands)] if planar else [image]
+        chunks = []
+        for plane in planes:
+            chunks += _tiff_chunks(plane, tile or 0, bits, 1 if planar else bands)
+        rows_per_strip = height if not tile else None
+        if compression == "deflate":
+            chunks = [zlib.compress(c) for c in chunks]
+        code = {"raw": 1, "deflate": 8}[compression]
+        photometric = 2 if mode == "RGB" else 1
+    if fill_order == 2:
+        table = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))
+        chunks = [c.translate(table) for c in chunks]
+    return _tiff_file(width, height, bands, bits, code, chunks, tile=tile, planar=planar, fill_order=fill_order,
+                      big=big, rows_per_strip=rows_per_strip, photometric=photometric)
+
+
+def _tiff_chunks(plane: Image.Image, tile: int, bits: int, samples: int) -> list[bytes]:
+    if not tile:
+        return [plane.tobytes()]
+    out = []
+    for top in range(0, plane.height, tile):
+        for left in range(0, plane.width, tile):
+            piece = Image.new(plane.mode, (tile, tile), 255 if plane.mode != "RGB" else (255, 255, 255))
+            piece.paste(plane.crop((left, top, min(left + tile, plane.width), min(top + tile, plane.height))), (0, 0))
+            out.append(piece.tobytes())
+    return out
+
+
+def _tiff_file(width, height, bands, bits, compression, chunks, *, tile, planar, fill_order, big, rows_per_strip,
+               photometric) -> bytes:
+    header_size = 16 if big else 8
+    data = b"".join(chunks)
+    offsets, pos = [], header_size
+    for c in chunks:
+        offsets.append(pos)
+        pos += len(c)
+    extra = bytearray()  # arrays that do not fit in an entry go after the image data
+    extra_base = header_size + len(data)
+    entries = []
+    offset_type, offset_fmt = (16, "Q") if big else (4, "I")
+    inline = 8 if big else 4
+
+    def add(tag, typ, values):
+        fmt = {3: "H", 4: "I", 16: "Q"}[typ]
+        body = struct.pack(f"<{len(values)}{fmt}", *values)
+        if len(body) <= inline:
+            entries.append((tag, typ, len(values), body.ljust(inline, b"\0")))
+        else:
+            while (extra_base + len(extra)) % 2:
+                extra.append(0)
+            where = extra_base + len(extra)
+            extra.extend(body)
+            entries.append((tag, typ, len(values), struct.pack(f"<{offset_fmt}", where)))
+
+    add(256, 4, [width])
+    add(257, 4, [height])
+    add(258, 3, [bits] * bands)
+    add(259, 3, [compression])
+    add(262, 3, [photometric])
+    if fill_order != 1:
+        add(266, 3, [fill_order])
+    add(277, 3, [bands])
+    add(284, 3, [2 if planar else 1])
+    if tile:
+        add(322, 3, [tile])
+        add(323, 3, [tile])
+        add(324, offset_type, offsets)
+        add(325, offset_type, [len(c) for c in chunks])
+    else:
+        add(273, offset_type, offsets)
+        add(278, 4, [rows_per_strip])
+        add(279, offset_type, [len(c) for c in chunks])
+    entries.sort()
+    while (extra_base + len(extra)) % 2:
+        extra.append(0)
+    ifd_at = extra_base + len(extra)
+    if big:
+        head = b"II" + struct.pack("<HHHQ", 43, 8, 0, ifd_at)
+        ifd = struct.pack("<Q", len(entries)) + b"".join(struct.pack("<HHQ", t, ty, n) + v for t, ty, n, v in entries)
+        ifd += struct.pack("<Q", 0)
+    else:
+        head = b"II" + struct.pack("<HI", 42, ifd_at)
+        ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHI", t, ty, n) + v for t, ty, n, v in entries)
+        ifd += struct.pack("<I", 0)
+    return head + data + bytes(extra) + ifd

@@ -37,6 +37,14 @@ def test_three_pages_raw_and_through_the_service(tmp_path):
     assert "python -m bench.run" in written and ocr_row in written
 
 
+def test_born_digital_pages_through_the_text_layer_and_as_a_scan(tmp_path):
+    text = run.main(["--quick", "--only", "pdf", "--text-pages", "2", "--workdir", str(tmp_path / "work"),
+                     "--output", str(tmp_path / "results.md")])
+    row = next(line for line in text.splitlines() if line.startswith("| 8 | born-digital PDF, 2 pages"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert "sources pdf_text;" in cells[1] and float(cells[2]) > 0 and float(cells[4]) > 0
+
+
 def test_table_has_a_row_for_every_measure():
     cores_raw = {"rate": 5.0, "procs": 2, "page_time": 0.4, "cpu_per_page": 0.36, "rss_mb": 47.0}
     results = {
@@ -55,10 +63,13 @@ def test_table_has_a_row_for_every_measure():
         "peer_rounds": [(450.0, 900.0), (500.0, 1300.0), (400.0, 600.0)], "floor": {"rate": 1200.0, "own_cpu_ms": 0.45},
         "fairness": {"singles": 4, "pages": 100, "single_max": 2.0, "single_mean": 1.5, "pdf": 50.0, "pdf_rate": 4.5},
         "idle": {"seconds": 3.0, "threads": 30, "cpu": 0.0, "pickup_p50": 0.8, "pickup_max": 1.5},
+        "pdf_text": {"pages": 40, "text_rate": 150.0, "ocr_rate": 2.0, "ratio": 75.0, "text_task": 0.5, "ocr_task": 21.0,
+                     "sources": ["pdf_text"], "ocr_sources": ["ocr"]},
     }
     report = run.report(results)
     numbers = [line.split("|")[1].strip() for line in report.splitlines() if line.startswith("| ")][1:]
-    assert sorted(set(numbers)) == ["1", "2", "3", "4", "5", "6", "7"]
+    assert sorted(set(numbers)) == ["1", "2", "3", "4", "5", "6", "7", "8"]
+    assert "| 150.0 | 2.00 OCR of the same pages rendered at 150 dpi (whole task 21.0 s) | 75 | ≥ 50 | yes |" in report
     assert "| 0.95 | ≥ 0.85 | yes |" in report  # 3.8 / 4.0 against the LLM-bound ideal
     assert "| 450 | 900 huey | 0.50 | ≥ 1.0 | **no** |" in report  # medians of the rounds: 450 / 900
     assert "(450 vs 900; 500 vs 1300; 400 vs 600)" in report

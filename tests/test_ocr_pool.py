@@ -17,10 +17,10 @@ def test_a_new_task_goes_ahead_of_a_task_already_being_served():
     pool = OcrPool(read_page, concurrency=1)
     pool.start()
     try:
-        long = pool.submit("long", 5, [lambda n=n: f"long-{n}" for n in range(1, 5)], "eng")
+        long = pool.submit("long", 5, [f"long-{n}" for n in range(1, 5)], "eng")
         assert started.get(timeout=10) == "long-1"
-        short_a = pool.submit("a", 5, [lambda: "a-1"], "eng")
-        short_b = pool.submit("b", 5, [lambda: "b-1"], "eng")
+        short_a = pool.submit("a", 5, ["a-1"], "eng")
+        short_b = pool.submit("b", 5, ["b-1"], "eng")
         gate.set()
         order = ["long-1"] + [started.get(timeout=10) for _ in range(5)]
         assert short_a.next_result(10)[1] == "a-1" and short_b.next_result(10)[1] == "b-1"
@@ -43,9 +43,9 @@ def test_higher_priority_pages_come_first():
     pool = OcrPool(read_page, concurrency=1)
     pool.start()
     try:
-        pool.submit("low", 1, [lambda n=n: f"low-{n}" for n in range(1, 4)], "eng")
+        pool.submit("low", 1, [f"low-{n}" for n in range(1, 4)], "eng")
         assert started.get(timeout=10) == "low-1"
-        urgent = pool.submit("urgent", 9, [lambda n=n: f"urgent-{n}" for n in range(1, 3)], "eng")
+        urgent = pool.submit("urgent", 9, [f"urgent-{n}" for n in range(1, 3)], "eng")
         gate.set()
         order = [started.get(timeout=10) for _ in range(4)]
         assert {urgent.next_result(10)[1] for _ in range(2)} == {"urgent-1", "urgent-2"}

@@ -446,3 +446,25 @@ def test_second_service_on_the_same_data_dir_is_refused(tmp_path, start_service)
     with pytest.raises(DataDirBusy):
         Service(other).start()
     other.extensions["docproc"].db.close_all()
+
+
+def test_pages_read_before_a_crash_are_not_read_again(tmp_path, servers, http):
+    data = tmp_path / "data"
+    srv = servers(data, DOCPROC_WORKERS="1", DOCPROC_OCR_CONCURRENCY="1").start()
+    images = [draw_page([f"Section {n} of the report", "The quick brown fox jumps over the lazy dog"] * 6)
+              for n in range(1, 7)]
+    task_id = submit(http, srv.url, tiff_bytes(images), name="report.tif")
+
+    def pages_kept() -> int:
+        return query(data, "SELECT count(*) FROM task_pages WHERE task_id = ?", task_id)[0][0]
+    until(lambda: pages_kept() >= 2, 60, "two pages read")
+    srv.kill()
+    kept = pages_kept()
+    assert 2 <= kept < 6
+    srv.start()
+    until(lambda: query(data, "SELECT status FROM tasks WHERE id = ?", task_id)[0][0] == "completed", 120,
+          "the task completed after the restart")
+    srv.wait_log(f"task {task_id}: reusing the OCR of {kept} of 6 pages from an earlier attempt")
+    result = json.loads(query(data, "SELECT result FROM tasks WHERE id = ?", task_id)[0][0])
+    assert [f"Section {n} of the report" in p["text"] for n, p in enumerate(result["pages"], 1)] == [True] * 6
+    assert srv.log().count(f"task {task_id}: reusing") == 1

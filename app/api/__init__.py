@@ -13,13 +13,13 @@ def waiters():
 
 
 def init_app(app) -> None:
-    from . import batches, errors, health, tasks, web
+    from . import batches, documents, errors, health, tasks, web
     from .waiting import WaitSlots
 
     app.extensions["docproc_waiters"] = WaitSlots.for_threads(app.extensions["docproc"].settings.http_threads)
 
     errors.init_app(app)
-    for module in (tasks, batches, health):
+    for module in (tasks, documents, batches, health):
         app.register_blueprint(module.bp)
     from . import docs, events, metrics
 

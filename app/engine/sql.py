@@ -57,6 +57,10 @@ CACHED_RESULT = (
     "SELECT result FROM tasks WHERE tenant = ? AND content_hash = ? AND status = 'completed'"
     " ORDER BY completed_at DESC LIMIT 1"
 )
+SAME_WORK = (  # the tasks whose result a cached one copied: the ones that did the work
+    "SELECT id FROM tasks WHERE tenant = ? AND content_hash = ? AND status = 'completed' AND files_purged = 0"
+    " ORDER BY completed_at DESC LIMIT 20"
+)
 PENDING_COUNTS = (
     "SELECT count(*) AS total, coalesce(sum(CASE WHEN tenant = ? THEN 1 ELSE 0 END), 0) AS mine"
     f" FROM tasks WHERE status IN {LIVE}"

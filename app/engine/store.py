@@ -137,6 +137,12 @@ class TaskStore:
         row = self._one(self.q.CACHED_RESULT, tenant, content_hash)
         return jsonio.loads(row["result"]) if row else None
 
+    def same_work(self, tenant: str, content_hash: str | None) -> list[str]:
+        """Completed tasks of this tenant that did this work (the sources of a cached result), newest first."""
+        if not content_hash:
+            return []
+        return [r["id"] for r in self.database.read(self.q.SAME_WORK, (tenant, content_hash))]
+
     def pending_counts(self, tenant: str) -> tuple[int, int]:
         """Unfinished tasks (all tenants, this tenant), for backpressure."""
         row = self._one(self.q.PENDING_COUNTS, tenant)

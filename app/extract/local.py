@@ -8,7 +8,7 @@ import re
 from . import classify, dates, facts, parties, schemas
 from .base import Extraction, LibraryEntry
 from .fields import FieldSpec, answer_locally
-from .labels import (Pair, canonical_key, canonical_label, colonless_pairs, gap_pairs, label_chain, label_key,
+from .labels import (Pair, canonical_key, canonical_label, colonless_pairs, gap_pairs, header_pairs, label_chain, label_key,
                      pairs)
 from .layout import Page, confidence_in, read_pages
 
@@ -94,7 +94,8 @@ def _all_pairs(view: list[Page], kind: str) -> list[Pair]:
               if not any(q.label_box == p.label_box and q.page == p.page for q in found)]
     if kind != "form":
         return found
-    found += [p for page in view for p in gap_pairs(page) if not any(q.box == p.box and q.page == p.page for q in found)]
+    for extra in (gap_pairs, header_pairs):
+        found += [p for page in view for p in extra(page) if not any(q.box == p.box and q.page == p.page for q in found)]
     # Handwriting read as noise: values OCR itself does not believe are left out.
     return [p for p in found if confidence_in(view[p.page - 1], p.box) < 0
             or confidence_in(view[p.page - 1], p.box) >= FORM_VALUE_CONFIDENCE]

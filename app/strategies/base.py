@@ -10,11 +10,14 @@ from functools import partial
 from typing import TYPE_CHECKING, Callable
 
 from .. import jsonio, ocr
-from ..pages import load_page
+from ..artifacts import TaskArtifacts
+from ..ocr_pool import PageAborted
+from ..pages import PageRef
 from ..errors import PermanentError, TaskCancelled, TaskError, TaskLost, TaskTimedOut, TransientError
 from ..engine.persist import persist
 from ..extract.base import Extraction, LibraryEntry
 from ..extract.fields import parse_fields
+from ..extract.local import label_key
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -92,7 +95,7 @@ class TaskContext:
         self._aborted = True
         batch = self._batch
         if batch is not None:
-            batch.abort()
+            batch.abort(kill=kill)
             batch.results.put((None, None, None))  # wakes the reader, which then reaches its checkpoint
 
     # -- OCR -----------------------------------------------------------------------------
@@ -106,11 +109,13 @@ class TaskContext:
             return self._pages
         kept = {i: ocr.PageText.from_dict(p) for i, p in self.s.db.kept_pages(self.task_id).items()}
         lang = self.options.get("lang", "eng")
-        loaders = []
+        loaders = []  # pages.PageRef: each page is decoded in its OCR slot, so a big PDF is not held decoded
+        artifacts = TaskArtifacts(self.s.settings.artifacts_dir)
         for f in self.files:
-            data = self.s.store.read(f["sha256"])
+            data = self._file(f["sha256"])
             for p in range(f["pages"]):
-                loaders.append(partial(load_page, data, f["media_type"], p, pdf_dpi=self.s.settings.pdf_dpi))
+                # The page's text-only PDF (its searchable PDF layer) is written by the same tesseract run.
+                loaders.append(PageRef(data, f["media_type"], p, layer=artifacts.layer(self.task_id, len(loaders))))
         total = len(loaders)
         pages = [kept.get(i) for i in range(total)]
         missing = [i for i in range(total) if pages[i] is None]
@@ -132,13 +137,14 @@ class TaskContext:
         batch = self.s.ocr_pool.submit(self.claim, self.priority, [loaders[i] for i in missing], lang,
                                        deadline=self.deadline)
         self._batch = batch
+        finished = False
         try:
             for _ in missing:
                 try:
                     position, page, exc = batch.next_result(timeout=max(self.remaining(), 0.001))
                 except queue.Empty:
                     raise TaskTimedOut("task passed its deadline during OCR", stage="ocr") from None
-                if position is None:  # woken by abort(): the checkpoint says why
+                if position is None or isinstance(exc, PageAborted):  # woken or stopped by abort(): the checkpoint says why
                     self.checkpoint(f"ocr {done}/{total} pages", OCR_SHARE * done / total)
                     raise TaskLost(self.task_id)
                 index = missing[position]
@@ -152,9 +158,19 @@ class TaskContext:
                     raise TaskLost(self.task_id)
                 done += 1
                 self.checkpoint(f"ocr {done}/{total} pages", OCR_SHARE * done / total)
+            finished = True
         finally:
             self._batch = None
-            batch.abort()
+            # A cancel, the deadline or a failed page: the task's pages still in tesseract stop now.
+            batch.abort(kill=not finished)
+
+    def _file(self, sha256: str) -> bytes:
+        try:
+            return self.s.store.read(sha256)
+        except FileNotFoundError:
+            raise PermanentError("the uploaded file is no longer stored (DOCPROC_FILE_RETENTION)", stage="ocr") from None
+        except OSError as e:
+            raise TransientError(f"the uploaded file cannot be read now: {e}", stage="ocr") from None
 
     # -- extraction ----------------------------------------------------------------------
     def _ask(self, call, *args) -> Extraction:
@@ -232,5 +248,23 @@ def ocr_and_extract(ctx: TaskContext, kind: str) -> dict:
     pages = ctx.ocr_pages()
     text, records = page_summary(pages, ctx.options)
     extraction = ctx.extract(kind, pages)
-    return {**extraction.data, "text": text, "pages": records, "extractor": extraction.extractor,
+    data = with_form_values(extraction.data, pages)
+    return {**data, "text": text, "pages": records, "extractor": extraction.extractor,
             **({"usage": extraction.usage} if extraction.usage else {})}
+
+
+def with_form_values(data: dict, pages) -> dict:
+    """The extraction with the values of filled PDF form fields in kv, exactly as the form holds them.
+
+    They are facts of the file, not guesses: they replace what an extractor read for the same key,
+    keyed as the extractor keys a printed label of that name, with their page and box as provenance.
+    """
+    filled = [(n, f) for n, page in enumerate(pages, 1) for f in page.form_fields if f["value"]]
+    if not filled:
+        return data
+    kv, provenance = dict(data.get("kv") or {}), dict(data.get("provenance") or {})
+    for number, field in filled:
+        key = label_key(field["name"])
+        kv[key] = field["value"]
+        provenance[key] = {"page": number, "box": field["box"]}
+    return {**data, "kv": kv, "provenance": provenance}
