@@ -166,9 +166,26 @@ def total(pages: list[Page]) -> tuple[Fact, str | None] | None:
             rounding_seen = False
             candidates.append((rank, order, money, span, offset))
     if not candidates:
-        return None
+        return _confirmed_subtotal(pages)
     _, _, money, span, offset = max(candidates, key=lambda c: (c[0], c[1]))
     return _found(span, offset + money.start, offset + money.end, money.text()), money.currency
+
+
+def _confirmed_subtotal(pages: list[Page]) -> tuple[Fact, str | None] | None:
+    """With no total line that reads, the subtotal (or the total before tax) is the total when the
+    document prints the same amount again further down: paid in cash, or in its tax summary."""
+    for page in pages:
+        row_list = rows(page)
+        for i, row in enumerate(row_list):
+            m = _SUBTOTAL.match(fold(row.text))
+            money = [x for x in amounts.amounts(row.text[m.end():]) if x.decimals] if m else []
+            if not money:
+                continue
+            last = money[-1]
+            if any(x.value == last.value for later in row_list[i + 1:] for x in amounts.amounts(later.text) if x.decimals):
+                return _found(row, m.end() + last.start, m.end() + last.end, last.text()), last.currency
+            return None
+    return None
 
 
 def _amount_after(unit: Span, start: int, units: list[Span]):
@@ -296,8 +313,8 @@ def contacts(pages: list[Page]) -> dict[str, Fact]:
     return out
 
 
-_SUBTOTAL = re.compile(r"^\W*(sub\s*-?\s*t[o0]tal|zwischensumme|sous[\s-]*total|subtotaal|total\s+ht|"
-                       r"total\s+excl\w*\.?(?:\s+(?:gst|vat|tax))?)\b", re.I)
+_SUBTOTAL = re.compile(r"^\W*(?:\d+\s+)?(sub\s*-?\s*t[ou0]t\w*|zwischensumme|sous[\s-]*total|subtotaal|total\s+ht|"
+                       r"total\s*\(?\s*excl\w*\.?(?:\s+(?:of\s+)?(?:gst|vat|tax)\)?)?)(?![a-z])", re.I)
 _TAX = re.compile(r"^\W*(tax|vat|gst|sst|sales\s+tax|mwst|ust|tva|btw|iva|total\s+(?:tax|vat|gst))\b(?!\s*(?:id|no|reg|#|number))",
                   re.I)
 
