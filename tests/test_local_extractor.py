@@ -136,6 +136,9 @@ def test_impossible_dates_are_ignored(local):
     ("I8-O5-2O18", "2018-05-18"),
     ("2S/I2/2OI7", "2017-12-25"),
     ("09/04/2078 10:52", "2018-04-09"),  # a 1 read as 7 puts the year decades ahead
+    ("21/05/20 18", "2018-05-21"),  # a space inside the year
+    ("21/05/ 18 10:52", "2018-05-21"),
+    ("21/05/20 16:30", "2020-05-21"),  # a two-digit year and the time
 ])
 def test_dates_read_through_ocr_lookalikes(local, written, iso):
     assert local.extract("document", [f"Shop\nDate: {written}"]).data["kv"]["date"] == iso

@@ -32,8 +32,9 @@ _PATTERNS = [
     ("ymd", re.compile(r"(?<![\d.])(\d{4})\s?([-/.])\s?(\d{1,2})\2(\d{1,2})(?!\d)")),
     # 25/12/2018, 12-01-19, 09- 06 2018, 21/05/2018Time:, 15.03.2024
     # (not inside codes such as "XE11-22 - 30"; a two-digit year only written tight: "12-01-19")
-    ("num", re.compile(r"(?<![\w.,/])(\d{1,2})\s?([-/.])\s?(\d{1,2})(?:\2(\d{2})(?![\d/])|(?:\s?\2\s?|\s)(\d{4}))"
-                       r"(?![\d/])")),
+    # (and with a space OCR put inside the year: "21/05/20 18", "21/05/ 18")
+    ("num", re.compile(r"(?<![\w.,/])(\d{1,2})\s?([-/.])\s?(\d{1,2})"
+                       r"(?:\2\s?((?:19|20)\s\d{2}(?![\d:])|\d{2})(?![\d/])|(?:\s?\2\s?|\s)(\d{4}))(?![\d/])")),
     # 18 MAR 2018, 11th day of January, 2012, 3. Mai 2018, 20 de octubre de 2015, 18-Mar-18
     ("dmy", re.compile(rf"(?<!\d){_DAY}\s*(?:day\s+of\s+|of\s+|de\s+)?[-/ ]?\s*{_MONTH}\s*[-/ ,]?\s*(?:de\s+|of\s+)?"
                        rf"{_YEAR}(?!\d)|(?<!\d)(\d{{1,2}})-{_MONTH}-(\d{{2}})(?!\d)", re.I)),
@@ -89,7 +90,7 @@ def plausible(iso: str) -> str | None:
 
 
 def _year(raw: str) -> int:
-    raw = raw.lstrip("'")
+    raw = raw.lstrip("'").replace(" ", "")
     y = int(raw)
     return y + (2000 if y < 70 else 1900) if len(raw) == 2 else y
 
