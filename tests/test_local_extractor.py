@@ -198,6 +198,8 @@ def test_a_subtotal_printed_again_is_the_total(local, lines, total):
     (["Winkel", "Totaal € 4.904,94"], "4904.94", "EUR"),
     (["Kedai", "Total Sales (Inclusive GST) RM 141.5", "Cash RM 150.00"], "141.50", "MYR"),
     (["Shop", "SubTotal 80.00", "Total 85. 20"], "85.20", None),
+    (["Kedai", "Item 2S.00", "TOTAL RM 1O.5O", "CASH RM 2O.OO"], "10.50", "MYR"),  # O read for 0, S for 5
+    (["Shop", "Total l2.9O"], "12.90", None),
 ])
 def test_totals(local, lines, total, currency):
     kv = local.extract("document", ["\n".join(lines)]).data["kv"]
