@@ -34,10 +34,12 @@ district program programme telex dates agency vendor supplier buyer contract cat
 # Short words that name a field only as (nearly) the whole label: "TO", "FROM", "RE", "CC", "NO."
 _SHORT_WORDS = frozenset("to from re cc bcc attn no nos num by".split())
 FIELD_WORDS = FIELD_WORDS - _SHORT_WORDS
-_STRIP = " ,.;:‘’'\"“”-_~|*©@•+=»«>[]{}"
+_FUNCTION = frozenset("of the and or for to in on at by per if as a an with this from your our s".split())
+_SHORT_LABELS = {"to", "re", "cc", "no", "id", "by", "at", "tel", "ph", "fax", "date"}
+_STRIP = " #,.;:‘’'\"“”-_~|*©@•+=»«>[]{}"
 _WORD = re.compile(r"[a-z]+")
 _GLUED = re.compile(r"^([A-Z][A-Z/&#.]+)([A-Z][a-z].*)$")  # "DATEOctober" -> "DATE" + "October"
-_CAPS_WORD = re.compile(r"^[\W_]*[A-Z][A-Z/&#.()'-]*[\W_]*$|^[/&#(]+$")
+_CAPS_WORD = re.compile(r"^[\W_]*[A-Z][A-Z/&#.()'-]*[\W_]*$|^[/&#(+—–-]+$")
 _INLINE_COLON = re.compile(r"^([A-Za-z][A-Za-z.#]+:)([^/\s].*)$")
 _BOX = re.compile(r"^\s*[©@☐□■❑☑☒]\s")  # a check box read in front of its label ("© Media type")
 _MARK = re.compile(r"^[xX✓✔☑☒]$")
@@ -73,16 +75,26 @@ def field_words(text: str) -> bool:
 
 
 def label_like(text: str) -> bool:
-    """Short, capitalised, mostly letters, no figures: how a printed field label reads."""
-    text = text.strip(_STRIP)
+    """Short, capitalised, mostly letters, no figures: how a printed field label reads (a note in
+    parentheses aside: "Number of Pages (this page included)"). Capitals running into mixed case
+    ("REASON FOR THE AMENDMENT Request from sponsor") are a label and its value; lowercase words
+    other than "of", "the", ... before the last word make a sentence."""
+    text = re.sub(r"\s*\([^)\d]*\)?\s*", " ", text).strip(_STRIP) or text.strip(_STRIP)
     words = text.split()
     letters = sum(c.isalpha() for c in text)
-    if not words or letters < 2 or len(words) > 8 or letters < 0.65 * len(text.replace(" ", "")):
+    if not words or letters < 2 or len(words) > 10 or letters < 0.65 * len(text.replace(" ", "")):
         return False
-    if sum(c.isdigit() for c in text) > 1 or not text[0].isupper() or text[-1:] in "!?":
+    if sum(c.isdigit() for c in text) > 1 or not text[0].isupper() or text[-1:] == "!":
         return False
-    small = sum(w.islower() for w in words)  # "Number of Pages (this page included)"
-    return text.isupper() or small * 2 <= len(words) or words[0].istitle() and len(words) <= 6
+    if text.isupper():
+        return True
+    plain = [re.sub(r"[^A-Za-z]", "", w) for w in words]
+    caps = sum(len(w) >= 2 and w.isupper() for w in plain)
+    mixed = sum(len(w) >= 3 and not w.isupper() and w.lower() not in _FUNCTION for w in plain)
+    if caps >= 2 and mixed:
+        return False
+    lower = [i for i, w in enumerate(plain) if w and w.islower() and w not in _FUNCTION]
+    return not lower or lower == [len(words) - 1]
 
 
 def weak_label(text: str) -> bool:
@@ -90,13 +102,25 @@ def weak_label(text: str) -> bool:
     return label_like(text) and field_words(text)
 
 
-def cells(page: Page) -> list[Cell]:
+def cells(page: Page, lh: float) -> list[Cell]:
     out = []
     for row, line in enumerate(page.lines):
-        for phrase in phrases(line):
+        parts = phrases(line)
+        for phrase in parts:
             for span in _split_inner(_unglue(phrase)):
-                out.append(_classify(span, row))
+                cell = _classify(span, row)
+                if cell.lone and not cell.colon and len(parts) == 1 and _centred(span, page):
+                    cell = Cell(span, None, None, False, row)  # a title ("FACSIMILE COVER SHEET"), not a label
+                if cell.label is not None and sum(c.isalpha() for c in cell.label) < 3 \
+                        and fold(cell.label).strip(" .#") not in _SHORT_LABELS:
+                    cell = Cell(span, None, None, False, row)  # "Xe: Gad": noise, not a label
+                out.append(cell)
     return out
+
+
+def _centred(span: Span, page: Page) -> bool:
+    box = span.box
+    return bool(box and page.width) and abs((box[0] + box[2]) / 2 - page.width / 2) < 0.06 * page.width
 
 
 def _unglue(span: Span) -> Span:
@@ -130,8 +154,11 @@ def _split_inner(span: Span) -> list[Span]:
         while start > cuts[-1] + 1 and i - start < 3 and _CAPS_WORD.match(words[start - 1].text):
             start -= 1
         head = " ".join(x.text for x in words[start:i + 1])
-        if start > cuts[-1] + 1 and head[0].isupper() and (head.isupper() or field_words(head) or start == i):
-            cuts.append(start)
+        before = " ".join(x.text for x in words[cuts[-1]:start])
+        in_value = ":" in before or re.search(r"[a-z]", before) and head.isupper()  # "Mllw. South DIVISION NAME:"
+        if start > cuts[-1] + 1 and head[0].isupper() and (head.isupper() or field_words(head) or start == i) \
+                and in_value:
+            cuts.append(start)  # only a value is cut at a label: "Label: value NEXT LABEL: value"
     if len(cuts) == 1:
         return [span]
     bounds = cuts + [len(words)]
@@ -150,25 +177,27 @@ def _classify(span: Span, row: int) -> Cell:
         return Cell(span, label, tail if tail.words else None, True, row)
     if weak_label(span.text) or _BOX.match(span.text) and label_like(span.text):
         return Cell(span, span.text.strip(_STRIP), None, False, row)
-    # "STUDY NUMBER I-7016.401": capitals naming a field, then the value in figures or mixed case
+    # "STUDY NUMBER I-7016.401", "No. of Pages 37": a label naming a field, then the value in figures
+    # or (after capitals) in mixed case
     words = span.words
-    n = 0
-    while n < len(words) and _CAPS_WORD.match(words[n].text) and not any(c.isdigit() for c in words[n].text):
-        n += 1
-    if 0 < n < len(words):
+    caps = 0
+    while caps < len(words) and _CAPS_WORD.match(words[caps].text) and not re.search(r"\d", words[caps].text):
+        caps += 1
+    figures = next((i for i, w in enumerate(words) if re.search(r"\d", w.text)), len(words))
+    for n in dict.fromkeys((caps, figures)):
+        if not 0 < n < len(words) or n == figures != caps and n < 2:
+            continue  # "Page 14" is text; "No. of Pages 37" a label and its value
         head = " ".join(w.text for w in words[:n])
-        rest = words[n:]
-        if weak_label(head) and sum(c.isalpha() for c in head) >= 3 and re.search(r"[a-z\d]", rest[0].text):
-            tail = Span(span.page, rest, confidence=span.confidence)
-            if not BLANK.fullmatch(tail.text):
-                return Cell(span, head.strip(_STRIP), tail, False, row)
+        rest = [w for w in words[n:] if not BLANK.fullmatch(w.text)]
+        if rest and weak_label(head) and sum(c.isalpha() for c in head) >= 3 and re.search(r"[a-z\d]", rest[0].text):
+            return Cell(span, head.strip(_STRIP), Span(span.page, rest, confidence=span.confidence), False, row)
     return Cell(span, None, None, False, row)
 
 
 def form_pairs(page: Page) -> list[Pair]:
     """Every label -> value pair of a form page, by the rules in this module's docstring."""
-    units = cells(page)
     lh = _line_height(page)
+    units = cells(page, lh)
     out: list[Pair] = []
     for cell in units:
         if cell.value is not None:
@@ -339,7 +368,7 @@ def _run_on(value: Span, label: Cell, units: list[Cell], lh: float, *, below_lab
                 continue
             if nxt is None or cb[1] < nxt.box[1]:
                 nxt = c
-        if nxt is None or nxt.label is not None or _label_left_of(nxt, units):
+        if nxt is None or nxt.label is not None or _anything_left_of(nxt, units):
             break
         nxt.used = True
         words += nxt.span.words
@@ -347,6 +376,6 @@ def _run_on(value: Span, label: Cell, units: list[Cell], lh: float, *, below_lab
     return value if len(words) == len(value.words) else Span(value.page, words, confidence=value.confidence)
 
 
-def _label_left_of(cell: Cell, units: list[Cell]) -> bool:
-    """The cell is another label's value: a label sits on its row to its left."""
-    return any(c.label is not None and c.row == cell.row and c.box and c.box[2] <= cell.box[0] + 2 for c in units)
+def _anything_left_of(cell: Cell, units: list[Cell]) -> bool:
+    """The cell is not where a line of a value starts: something sits on its row to its left."""
+    return any(c is not cell and c.row == cell.row and c.box and c.box[2] <= cell.box[0] + 2 for c in units)
