@@ -51,7 +51,8 @@ class Cell:
     label: str | None = None  # the label's text, without its colon
     value: Span | None = None  # a value on the cell itself, after the label
     colon: bool = False
-    row: int = 0  # index of the page line the cell came from
+    row: int = 0
+    checkbox: bool = False  # a check box printed in front of the label: its value is whatever is right of it  # index of the page line the cell came from
     used: bool = False
 
     @property
@@ -175,7 +176,9 @@ def _classify(span: Span, row: int) -> Cell:
         colon = span.text.index(":") if ":" in span.text else span.text.index(";")
         tail = span.tail(colon + 1)
         return Cell(span, label, tail if tail.words else None, True, row)
-    if weak_label(span.text) or _BOX.match(span.text) and label_like(span.text):
+    if _BOX.match(span.text) and label_like(span.text):
+        return Cell(span, span.text.strip(_STRIP), None, False, row, checkbox=True)
+    if weak_label(span.text):
         return Cell(span, span.text.strip(_STRIP), None, False, row)
     # "STUDY NUMBER I-7016.401", "No. of Pages 37": a label naming a field, then the value in figures
     # or (after capitals) in mixed case
@@ -214,6 +217,8 @@ def form_pairs(page: Page) -> list[Pair]:
         if not cell.lone or not cell.box or cell.used:
             continue
         right = _right(cell, units)
+        if right is not None and cell.checkbox and not right.colon and not right.checkbox:
+            right.label, right.value = None, None
         if right is not None and right.label is None and not right.used:
             right.used = True
             out.append(_pair(cell, _run_on(right.span, cell, units, lh), page))
@@ -231,7 +236,7 @@ def _header(row: list[Cell], units: list[Cell]) -> list[Cell]:
     if any(c.label is not None and c.value is not None for c in row):
         return []
     heads = sorted((c for c in row if c.lone), key=lambda c: c.box[0])
-    if len(heads) < 2:
+    if len(heads) < 2 or any(c.checkbox for c in heads):
         return []
     for head in heads:
         right = _right(head, units)
