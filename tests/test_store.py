@@ -236,3 +236,13 @@ def test_webhook_attempts_whose_message_was_lost_are_sent_again(store):
     assert round_at(NOW + 10) == []  # the messages may still be on their way
     assert round_at(NOW + 301) == [(never, 1)]  # the retry's countdown may still be running
     assert round_at(NOW + 1 + MAX_RETRY_DELAY + 301) == sorted([(never, 1), (failed_once, 2)])
+
+
+def test_worker_heartbeats_are_read_since_a_time_and_old_ones_forgotten(store):
+    if store.dialect.name == "sqlite":
+        pytest.skip("worker heartbeats are the distributed mode's: the embedded process is its own worker")
+    store.heartbeat("w-old", "ocr", 2, 2, 0, NOW - 2000, NOW - 1000)
+    store.heartbeat("w-new", "ocr,extract", 4, 2, 1, NOW - 10, NOW)
+    assert [w["name"] for w in store.workers_seen_since(NOW - 5000)] == ["w-old", "w-new"]
+    store.forget_workers_before(NOW - 600)
+    assert [(w["name"], w["busy"]) for w in store.workers_seen_since(NOW - 5000)] == [("w-new", 1)]

@@ -132,8 +132,9 @@ class WorkerRole:
                 swept = time.monotonic()
                 try:
                     self.webhooks.resend_lost()
+                    self.store.forget_workers_before(self.clock() - REMEMBERED)  # rows of workers long gone
                 except Exception:  # the next round tries again
-                    logger.exception("webhook sweep failed")
+                    logger.exception("webhook and worker sweep failed")
 
     def drain(self, grace: float) -> list[str]:
         """Warm stop: running attempts get `grace` seconds, then go back to pending for another worker."""
