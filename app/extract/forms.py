@@ -42,6 +42,8 @@ _GLUED = re.compile(r"^([A-Z][A-Z/&#.]+)([A-Z][a-z].*)$")  # "DATEOctober" -> "D
 _CAPS_WORD = re.compile(r"^[\W_]*[A-Z][A-Z/&#.()'-]*[\W_]*$|^[/&#(+—–-]+$")
 _INLINE_COLON = re.compile(r"^([A-Za-z][A-Za-z.#]+:)([^/\s].*)$")
 _BOX = re.compile(r"^\s*[©@☐□■❑☑☒]\s")  # a check box read in front of its label ("© Media type")
+_PAGE_NUMBER = re.compile(r"(?i)^\W*page\s+\d+(\s+of\s+\d+)?\W*$")  # "PAGE 1 OF 2": no field
+REACH = 2.6  # line heights from a label down to the value under it
 _MARK = re.compile(r"^[xX✓✔☑☒]$")
 
 
@@ -51,8 +53,8 @@ class Cell:
     label: str | None = None  # the label's text, without its colon
     value: Span | None = None  # a value on the cell itself, after the label
     colon: bool = False
-    row: int = 0
-    checkbox: bool = False  # a check box printed in front of the label: its value is whatever is right of it  # index of the page line the cell came from
+    row: int = 0  # index of the page line the cell came from
+    checkbox: bool = False  # a check box printed in front of the label: its value is whatever is right of it
     used: bool = False
 
     @property
@@ -95,7 +97,7 @@ def label_like(text: str) -> bool:
     if caps >= 2 and mixed:
         return False
     lower = [i for i, w in enumerate(plain) if w and w.islower() and w not in _FUNCTION]
-    return not lower or lower == [len(words) - 1]
+    return not lower or lower == [len(words) - 1] and len(words) <= 4
 
 
 def weak_label(text: str) -> bool:
@@ -156,7 +158,9 @@ def _split_inner(span: Span) -> list[Span]:
             start -= 1
         head = " ".join(x.text for x in words[start:i + 1])
         before = " ".join(x.text for x in words[cuts[-1]:start])
-        in_value = ":" in before or re.search(r"[a-z]", before) and head.isupper()  # "Mllw. South DIVISION NAME:"
+        # a label after a value, told by a colon before it or by a change of case: "Mllw. South DIVISION
+        # NAME:", "ATT. GEN. ADMIN. OFFICE Fax:"
+        in_value = ":" in before or bool(re.search(r"[a-z]", before)) != bool(re.search(r"[a-z]", head))
         if start > cuts[-1] + 1 and head[0].isupper() and (head.isupper() or field_words(head) or start == i) \
                 and in_value:
             cuts.append(start)  # only a value is cut at a label: "Label: value NEXT LABEL: value"
@@ -167,7 +171,7 @@ def _split_inner(span: Span) -> list[Span]:
 
 
 def _classify(span: Span, row: int) -> Cell:
-    split = split_label(span.text)
+    split = split_label(span.text.lstrip("[{(<"))  # "[TYPE OF PACKINGS: All Packings"
     if split:
         label, value = split
         value = value.strip()
@@ -176,8 +180,10 @@ def _classify(span: Span, row: int) -> Cell:
         colon = span.text.index(":") if ":" in span.text else span.text.index(";")
         tail = span.tail(colon + 1)
         return Cell(span, label, tail if tail.words else None, True, row)
-    if _BOX.match(span.text) and label_like(span.text):
+    if _BOX.match(span.text) and sum(c.isalpha() for c in span.text) >= 3:
         return Cell(span, span.text.strip(_STRIP), None, False, row, checkbox=True)
+    if _PAGE_NUMBER.match(span.text):
+        return Cell(span, None, None, False, row)
     if weak_label(span.text):
         return Cell(span, span.text.strip(_STRIP), None, False, row)
     # "STUDY NUMBER I-7016.401", "No. of Pages 37": a label naming a field, then the value in figures
@@ -201,6 +207,9 @@ def form_pairs(page: Page) -> list[Pair]:
     """Every label -> value pair of a form page, by the rules in this module's docstring."""
     lh = _line_height(page)
     units = cells(page, lh)
+    for cell in units:
+        if cell.label is not None:
+            _wrapped_label(cell, units, lh)
     out: list[Pair] = []
     for cell in units:
         if cell.value is not None:
@@ -220,15 +229,56 @@ def form_pairs(page: Page) -> list[Pair]:
         if right is not None and cell.checkbox and not right.colon and not right.checkbox:
             right.label, right.value = None, None
         if right is not None and right.label is None and not right.used:
-            right.used = True
-            out.append(_pair(cell, _run_on(right.span, cell, units, lh), page))
+            out.append(_pair(cell, _run_on(_rest_of_row(right, units, lh), cell, units, lh), page))
             continue
-        under = _below(cell, units, lh, reach=2.6)
-        if under is None or under.label is not None or under.used:
+        under = _below(cell, units, lh, reach=REACH)
+        if under is None or under.label is not None or under.used or _owner(under, units) is not cell:
             continue
         under.used = True
         out.append(_pair(cell, _run_on(under.span, cell, units, lh, below_label=True), page))
     return [p for p in out if p.value and re.search(r"[A-Za-z0-9]", p.value)]
+
+
+def _wrapped_label(cell: Cell, units: list[Cell], lh: float) -> None:
+    """A label printed over two or three lines ("EFFECTIVENESS OF THE" / "DISTRIBUTION ALLOWANCE:"): the
+    lines right above it in capitals, at its left edge, alone on their rows, are its first words."""
+    for _ in range(2):
+        box = cell.box
+        above = [c for c in units if c.label is None and not c.used and c.box and c.box[3] <= box[1] + 0.3 * lh
+                 and box[1] - c.box[3] < 0.8 * lh and abs(c.box[0] - box[0]) <= lh]
+        if len(above) != 1:
+            return
+        top = above[0]
+        text = top.span.text.strip(_STRIP)
+        if re.search(r"[a-z]{2}", text) or ":" in text or not re.search(r"[A-Z]{2}", text) \
+                or sum(c.row == top.row for c in units) > 1:
+            return
+        top.used = True
+        cell.label = f"{text} {cell.label}"
+        cell.span = Span(cell.span.page, top.span.words + cell.span.words, confidence=cell.span.confidence)
+
+
+def _rest_of_row(first: Cell, units: list[Cell], lh: float) -> Span:
+    """A value to the right of its label, with the text after it on the row ("Nassau  107"), up to a
+    label or a gap wider than three lines."""
+    taken, last = [first], first
+    first.used = True
+    while (nxt := _right(last, units)) is not None and nxt.label is None and not nxt.used \
+            and nxt.box[0] - last.box[2] <= 3 * lh:
+        nxt.used = True
+        taken.append(nxt)
+        last = nxt
+    if len(taken) == 1:
+        return first.span
+    return Span(first.span.page, [w for c in taken for w in c.span.words], confidence=first.span.confidence)
+
+
+def _owner(value: Cell, units: list[Cell]) -> Cell | None:
+    """The label nearest above a value that shares some of its width: the one it belongs to."""
+    vb = value.box
+    above = [c for c in units if c.label is not None and c.box and c.box[3] <= (vb[1] + vb[3]) / 2
+             and min(c.box[2], vb[2]) - max(c.box[0], vb[0]) > 0]
+    return max(above, key=lambda c: c.box[3]) if above else None
 
 
 def _header(row: list[Cell], units: list[Cell]) -> list[Cell]:
@@ -343,16 +393,6 @@ def _below(cell: Cell, units: list[Cell], lh: float, *, reach: float) -> Cell | 
         if best is None or cb[1] < best.box[1]:
             best = c
     return best
-
-
-def _under_column(value: Span, label: Span) -> Span:
-    """Of a value wider than its header label, only the words in the label's column."""
-    lb = label.box
-    if not lb or not value.box or len(value.words) < 2 or value.box[2] - value.box[0] < 1.5 * (lb[2] - lb[0]):
-        return value
-    slack = max(lb[3] - lb[1], 1)
-    kept = [w for w in value.words if w.box and w.box[2] > lb[0] - slack and w.box[0] < lb[2] + slack]
-    return Span(value.page, kept, confidence=value.confidence) if kept else value
 
 
 def _run_on(value: Span, label: Cell, units: list[Cell], lh: float, *, below_label: bool = False,

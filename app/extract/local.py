@@ -98,9 +98,17 @@ def _all_pairs(view: list[Page], kind: str) -> list[Pair]:
         found += [p for page in view for p in colonless_pairs(page, facts.known_label)
                   if not any(q.label_box == p.label_box and q.page == p.page for q in found)]
         return found
-    # Handwriting read as noise: values OCR itself does not believe are left out.
-    return [p for p in found if confidence_in(view[p.page - 1], p.box) < 0
-            or confidence_in(view[p.page - 1], p.box) >= FORM_VALUE_CONFIDENCE]
+    return [p for p in found if _believed(view[p.page - 1], p)]
+
+
+def _believed(page: Page, pair: Pair) -> bool:
+    """Handwriting read as noise: a text value OCR itself does not believe is left out. Figures
+    ("8557.02", "12") are kept: OCR doubts handwritten digits it reads right."""
+    confidence = confidence_in(page, pair.box)
+    if confidence < 0 or confidence >= FORM_VALUE_CONFIDENCE:
+        return True
+    alnum = re.sub(r"[^A-Za-z0-9]", "", pair.value)
+    return bool(alnum) and sum(c.isdigit() for c in alnum) >= 0.6 * len(alnum)
 
 
 def _drop_guesses(canonical: dict, kv: dict, doc_type: str, kind: str) -> None:
