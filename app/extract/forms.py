@@ -43,7 +43,7 @@ _CAPS_WORD = re.compile(r"^[\W_]*[A-Z][A-Z/&#.()'-]*[\W_]*$|^[/&#(+—–-]+$")
 _INLINE_COLON = re.compile(r"^([A-Za-z][A-Za-z.#]+:)([^/\s].*)$")
 _BOX = re.compile(r"^\s*[©@☐□■❑☑☒]\s")  # a check box read in front of its label ("© Media type")
 _PAGE_NUMBER = re.compile(r"(?i)^\W*page\s+\d+(\s+of\s+\d+)?\W*$")  # "PAGE 1 OF 2": no field
-REACH = 2.6  # line heights from a label down to the value under it
+REACH = 3.5  # line heights from a label down to the value under it
 _MARK = re.compile(r"^[xX✓✔☑☒]$")
 
 
@@ -101,8 +101,10 @@ def label_like(text: str) -> bool:
 
 
 def weak_label(text: str) -> bool:
-    """A label without a colon: label-like and naming a field."""
-    return label_like(text) and field_words(text)
+    """A label without a colon: label-like, and naming a field or followed by an instruction in
+    parentheses ("AMENDMENT (Attach additional sheets as necessary)")."""
+    return label_like(text) and (field_words(text) or bool(re.search(r"\([a-z ]*[a-z]{3,}[a-z ]*\)", text.lower())
+                                                              and re.search(r"\(\s*[A-Za-z]+ [a-z]", text)))
 
 
 def cells(page: Page, lh: float) -> list[Cell]:
@@ -154,7 +156,8 @@ def _split_inner(span: Span) -> list[Span]:
         if i < 2 or not w.text.endswith(":") or len(w.text) < 3:
             continue
         start = i  # the label: up to four capitalised words ending at this one
-        while start > cuts[-1] + 1 and i - start < 3 and _CAPS_WORD.match(words[start - 1].text):
+        while start > cuts[-1] + 1 and i - start < 3 and _CAPS_WORD.match(words[start - 1].text) \
+                and _CAPS_WORD.match(w.text):
             start -= 1
         head = " ".join(x.text for x in words[start:i + 1])
         before = " ".join(x.text for x in words[cuts[-1]:start])
@@ -180,6 +183,10 @@ def _classify(span: Span, row: int) -> Cell:
         colon = span.text.index(":") if ":" in span.text else span.text.index(";")
         tail = span.tail(colon + 1)
         return Cell(span, label, tail if tail.words else None, True, row)
+    head = span.text.rstrip(" _.-—")
+    if head.endswith(":") and len(head.split()) <= 14 and not re.search(r"\d", head) \
+            and (head.isupper() or label_like(head[:-1])):
+        return Cell(span, head[:-1].strip(_STRIP), None, True, row)  # a long label alone: "RECORDS ... BY:"
     if _BOX.match(span.text) and sum(c.isalpha() for c in span.text) >= 3:
         return Cell(span, span.text.strip(_STRIP), None, False, row, checkbox=True)
     if _PAGE_NUMBER.match(span.text):
@@ -371,7 +378,8 @@ def _pair(cell: Cell, value: Span, page: Page) -> Pair:
 def _right(cell: Cell, units: list[Cell]) -> Cell | None:
     """The nearest cell on the label's row right of it (a row: half of the smaller height shared)."""
     box = cell.box
-    found = [c for c in units if c is not cell and c.box and c.box[0] >= box[2] - 2 and _same_row(box, c.box)]
+    found = [c for c in units if c is not cell and c.box and c.box[0] >= box[2] - 2 and _same_row(box, c.box)
+             and box[1] - (box[3] - box[1]) <= (c.box[1] + c.box[3]) / 2 <= box[3] + (box[3] - box[1])]
     return min(found, key=lambda c: c.box[0]) if found else None
 
 
