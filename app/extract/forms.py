@@ -44,6 +44,8 @@ _INLINE_COLON = re.compile(r"^([A-Za-z][A-Za-z.#]+:)([^/\s].*)$")
 _BOX = re.compile(r"^\s*[©@☐□■❑☑☒]\s")  # a check box read in front of its label ("© Media type")
 _PAGE_NUMBER = re.compile(r"(?i)^\W*page\s+\d+(\s+of\s+\d+)?\W*$")  # "PAGE 1 OF 2": no field
 REACH = 3.5  # line heights from a label down to the value under it
+_NUMBER = re.compile(r"[+(]?\d[\d ()./-]{5,}\d\)?")  # a telephone or account number
+_CONTACT = re.compile(r"(?i)^(tel|tel\.|telephone|phone|fax|telex|telefax)$")
 _MARK = re.compile(r"^[xX✓✔☑☒]$")
 
 
@@ -74,7 +76,7 @@ def form_key(label: str) -> str:
 
 def field_words(text: str) -> bool:
     words = _WORD.findall(fold(text))
-    return any(w in FIELD_WORDS or w in _SHORT_WORDS and len(words) <= 2 for w in words)
+    return any(w in FIELD_WORDS for w in words) or bool(words) and words[-1] in _SHORT_WORDS and len(words) <= 2
 
 
 def label_like(text: str) -> bool:
@@ -112,7 +114,7 @@ def cells(page: Page, lh: float) -> list[Cell]:
     for row, line in enumerate(page.lines):
         parts = phrases(line)
         for phrase in parts:
-            for span in _split_inner(_unglue(phrase)):
+            for span in _split_contacts(_split_inner(_unglue(phrase))):
                 cell = _classify(span, row)
                 if cell.lone and not cell.colon and len(parts) == 1 and _centred(span, page):
                     cell = Cell(span, None, None, False, row)  # a title ("FACSIMILE COVER SHEET"), not a label
@@ -173,6 +175,20 @@ def _split_inner(span: Span) -> list[Span]:
     return [Span(span.page, words[a:b], confidence=span.confidence) for a, b in zip(bounds, bounds[1:])]
 
 
+def _split_contacts(spans: list[Span]) -> list[Span]:
+    """ "Washington, DC 20087 Tel 202-785-9700 Fax 202-887-0680": a number's label inside a line starts a cell."""
+    out = []
+    for span in spans:
+        words, cuts = span.words, [0]
+        for i in range(1, len(words) - 1):
+            if _CONTACT.match(words[i].text) and _NUMBER.fullmatch(words[i + 1].text):
+                cuts.append(i)
+        bounds = cuts + [len(words)]
+        out += [span] if len(cuts) == 1 else [Span(span.page, words[a:b], confidence=span.confidence)
+                                               for a, b in zip(bounds, bounds[1:])]
+    return out
+
+
 def _classify(span: Span, row: int) -> Cell:
     split = split_label(span.text.lstrip("[{(<"))  # "[TYPE OF PACKINGS: All Packings"
     if split:
@@ -200,9 +216,10 @@ def _classify(span: Span, row: int) -> Cell:
     while caps < len(words) and _CAPS_WORD.match(words[caps].text) and not re.search(r"\d", words[caps].text):
         caps += 1
     figures = next((i for i, w in enumerate(words) if re.search(r"\d", w.text)), len(words))
+    number = _NUMBER.fullmatch(" ".join(w.text for w in words[figures:])) is not None
     for n in dict.fromkeys((caps, figures)):
-        if not 0 < n < len(words) or n == figures != caps and n < 2:
-            continue  # "Page 14" is text; "No. of Pages 37" a label and its value
+        if not 0 < n < len(words) or n == figures != caps and n < 2 and not number:
+            continue  # "Page 14 and Table 4" is text; "No. of Pages 37", "Tel 202-785-9700" a label and its value
         head = " ".join(w.text for w in words[:n])
         rest = [w for w in words[n:] if not BLANK.fullmatch(w.text)]
         if rest and weak_label(head) and sum(c.isalpha() for c in head) >= 3 and re.search(r"[a-z\d]", rest[0].text):
