@@ -8,7 +8,8 @@ import re
 from . import classify, dates, facts, parties, schemas
 from .base import Extraction, LibraryEntry
 from .fields import FieldSpec, answer_locally
-from .forms import form_key, form_pairs
+from .form_cells import form_key
+from .forms import form_pairs
 from .labels import Pair, canonical_key, canonical_label, colonless_pairs, label_chain, label_key, pairs
 from .layout import Page, confidence_in, read_pages
 
