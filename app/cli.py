@@ -22,7 +22,7 @@ Exit codes:
   1  a task failed or was cancelled (or cannot be cancelled: already finished)
   2  usage error, or the server rejected the input (HTTP 400/413/415)
   3  server or connection error (unreachable, HTTP 5xx, 429, 503)
-  4  not found (unknown task id or key prefix)
+  4  not found (unknown task or batch id, or key prefix)
   5  authentication error (HTTP 401: missing or invalid API key)
 """
 
@@ -42,7 +42,8 @@ def main():
     """docproc: document processing service and its client.
 
     Client commands (submit, status, list, cancel) write JSON on stdout (one object per
-    line unless stdout is a terminal) and progress and messages on stderr.
+    line unless stdout is a terminal) and progress and messages on stderr; export writes
+    the batch's CSV or JSON Lines.
     """
 
 
