@@ -8,8 +8,8 @@ import re
 from . import classify, dates, facts, parties, schemas
 from .base import Extraction, LibraryEntry
 from .fields import FieldSpec, answer_locally
-from .labels import (Pair, canonical_key, canonical_label, colonless_pairs, gap_pairs, header_pairs, label_chain, label_key,
-                     pairs)
+from .forms import form_key, form_pairs
+from .labels import Pair, canonical_key, canonical_label, colonless_pairs, label_chain, label_key, pairs
 from .layout import Page, confidence_in, read_pages
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class LocalExtractor:
         text = "\n".join(page.text for page in view)
         day_first = dates.day_first_for(text) if self.day_first is None else self.day_first
         found = _all_pairs(view, kind)
-        kv, where, blanks = _free_keys(view, found, day_first)
+        kv, where, blanks = _free_keys(view, found, day_first, form_key if kind == "form" else label_key)
         canonical = _canonical(view, found, day_first)
         doc_type, tags = classify.classify(view, canonical, blanks=len(blanks), labels=len(found))
         if doc_type == "contract" or re.search(r"(?i)effective\s+(?:date|as\s+of|on)", text):
@@ -45,6 +45,8 @@ class LocalExtractor:
                 canonical["effective_date"] = effective
         _drop_guesses(canonical, kv, doc_type, kind)
         for key, fact in canonical.items():
+            if kind == "form" and key in kv:
+                continue  # a form's own label gives the value; a pattern's guess does not replace it
             kv[key] = fact.value
             where[key] = fact
         if "total" in canonical and "payment" not in tags:
@@ -89,13 +91,13 @@ class LocalExtractor:
 
 def _all_pairs(view: list[Page], kind: str) -> list[Pair]:
     """Every label -> value pair: with a colon, known labels without one, and on forms label/value columns."""
-    found = [p for page in view for p in pairs(page)]
-    found += [p for page in view for p in colonless_pairs(page, facts.known_label)
-              if not any(q.label_box == p.label_box and q.page == p.page for q in found)]
-    if kind != "form":
+    if kind == "form":
+        found = [p for page in view for p in form_pairs(page)]
+    else:
+        found = [p for page in view for p in pairs(page)]
+        found += [p for page in view for p in colonless_pairs(page, facts.known_label)
+                  if not any(q.label_box == p.label_box and q.page == p.page for q in found)]
         return found
-    for extra in (gap_pairs, header_pairs):
-        found += [p for page in view for p in extra(page) if not any(q.box == p.box and q.page == p.page for q in found)]
     # Handwriting read as noise: values OCR itself does not believe are left out.
     return [p for p in found if confidence_in(view[p.page - 1], p.box) < 0
             or confidence_in(view[p.page - 1], p.box) >= FORM_VALUE_CONFIDENCE]
@@ -114,13 +116,13 @@ def _drop_guesses(canonical: dict, kv: dict, doc_type: str, kind: str) -> None:
         canonical.pop(key, None)
 
 
-def _free_keys(view: list[Page], found: list[Pair], day_first: bool):
+def _free_keys(view: list[Page], found: list[Pair], day_first: bool, key_of=label_key):
     """kv from every label -> value pair (dates made ISO), their provenance, and the blank fields."""
     kv: dict[str, str] = {}
     where: dict[str, facts.Fact] = {}
     blanks: list[str] = []
     for pair in found:
-        key = label_key(pair.label)
+        key = key_of(pair.label)
         if not pair.value or any(k == key and v == pair.value for k, v in kv.items()):
             continue
         if key in kv:  # a label repeated down a table: name_of_account, name_of_account_2, ...
