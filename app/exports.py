@@ -28,7 +28,7 @@ def requested_specs(rows) -> list[FieldSpec]:
             continue
         try:
             parsed = parse_fields(raw)  # checked at submission; parsing again gives the effective types
-        except ValueError:  # a task stored under other limits than today's: its answers still show in jsonl's kv
+        except ValueError:  # stored under other limits than today's: its canonical keys still show
             continue
         for spec in parsed:
             if spec.name not in seen:
