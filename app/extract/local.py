@@ -5,7 +5,7 @@ import difflib
 import logging
 import re
 
-from . import classify, dates, facts, parties, schemas
+from . import amounts, classify, dates, facts, parties, schemas
 from .base import Extraction, LibraryEntry
 from .fields import FieldSpec, answer_locally
 from .form_cells import form_key
@@ -20,6 +20,7 @@ FORM_VALUE_CONFIDENCE = 50.0  # a form value OCR reads with less mean word confi
 _TRAILING_BLANK = re.compile(r"^\s*(?P<label>[A-Za-z][\w &/().'-]{1,48}?)\s*(?:_{3,}|-{3,}|—+|\.{4,}|…+)[\s_.\-—–…]*$")
 _CHECKBOX = re.compile(r"^\s*(?P<box>\[\s*\]|\[\s*[xX✓✔]\s*\]|\(\s*\)|☐|☑|☒)\s*(?P<label>\S.*)$")
 _ISSUER_KEYS = ("company", "address")
+_AMOUNT_KEYS = ("total", "subtotal", "tax")
 
 
 class LocalExtractor:
@@ -46,7 +47,7 @@ class LocalExtractor:
                 canonical["effective_date"] = effective
         _drop_guesses(canonical, kv, doc_type, kind)
         for key, fact in canonical.items():
-            if kind == "form" and key in kv:
+            if kind == "form" and key in kv and not _same_amount(kv[key], fact.value, key):
                 continue  # a form's own label gives the value; a pattern's guess does not replace it
             kv[key] = fact.value
             where[key] = fact
@@ -110,6 +111,14 @@ def _believed(page: Page, pair: Pair) -> bool:
         return True
     alnum = re.sub(r"[^A-Za-z0-9]", "", pair.value)
     return bool(alnum) and sum(c.isdigit() for c in alnum) >= 0.6 * len(alnum)
+
+
+def _same_amount(printed: str, canonical: str, key: str) -> bool:
+    """A labelled total printed as "$32.50" is the canonical 32.50: results show amounts as plain numbers."""
+    if key not in _AMOUNT_KEYS:
+        return False
+    found = amounts.amounts(printed)
+    return len(found) == 1 and found[0].text() == canonical
 
 
 def _drop_guesses(canonical: dict, kv: dict, doc_type: str, kind: str) -> None:
