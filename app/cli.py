@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from . import auth
+from .extract.fields import TYPES as FIELD_TYPES
 from .models import TASK_TYPES, is_uuid
 
 EXIT_CODES = """\b
@@ -21,7 +22,7 @@ Exit codes:
   1  a task failed or was cancelled (or cannot be cancelled: already finished)
   2  usage error, or the server rejected the input (HTTP 400/413/415)
   3  server or connection error (unreachable, HTTP 5xx, 429, 503)
-  4  not found (unknown task id or key prefix)
+  4  not found (unknown task or batch id, or key prefix)
   5  authentication error (HTTP 401: missing or invalid API key)
 """
 
@@ -41,7 +42,8 @@ def main():
     """docproc: document processing service and its client.
 
     Client commands (submit, status, list, cancel) write JSON on stdout (one object per
-    line unless stdout is a terminal) and progress and messages on stderr.
+    line unless stdout is a terminal) and progress and messages on stderr; export writes
+    the batch's CSV or JSON Lines.
     """
 
 
@@ -187,6 +189,22 @@ def _parse_options(options_json: str | None, pairs: tuple[str, ...]) -> dict:
     return options
 
 
+def _parse_field(ctx, param, values: tuple[str, ...]) -> list:
+    """--field NAME or NAME:TYPE, as the items of options.fields."""
+    out = []
+    for value in values:
+        name, sep, kind = value.rpartition(":")
+        if not sep:
+            name, kind = value, ""
+        name = name.strip()
+        if not name:
+            raise click.BadParameter(f"expected NAME or NAME:TYPE, got {value!r}", ctx, param)
+        if sep and kind not in FIELD_TYPES:
+            raise click.BadParameter(f"type {kind!r} of {name!r} is not one of {', '.join(FIELD_TYPES)}", ctx, param)
+        out.append({"name": name, "type": kind} if kind else name)
+    return out
+
+
 class Progress:
     """Follows tasks on stderr: tqdm bars at a terminal, else one line per change, or nothing."""
 
@@ -284,11 +302,14 @@ PROGRESS = click.option("--progress", type=click.Choice(["auto", "bar", "lines",
 @click.option("--option", "-o", "pairs", multiple=True, metavar="KEY=VALUE",
               help="One option; VALUE is read as JSON when it parses (true, 3, [\"id\"]), else as text. Repeatable.")
 @click.option("--options", "options_json", metavar="JSON", help="All options as one JSON object; --option entries override it.")
+@click.option("--field", "-f", "fields", multiple=True, metavar="NAME[:TYPE]", callback=_parse_field,
+              help=f"A field you need in the result's fields_requested; TYPE one of {', '.join(FIELD_TYPES)} "
+                   "(default: the canonical key's type, else string). Repeatable.")
 @click.option("--together", is_flag=True, help="All files in one task (pages of one document) instead of one task each.")
 @click.option("--wait", "-w", is_flag=True, help="Follow the task(s) to the end and print the final object(s).")
 @PROGRESS
 @client_options
-def submit(files, task_type, priority, pairs, options_json, together, wait, progress, url, key):
+def submit(files, task_type, priority, pairs, options_json, fields, together, wait, progress, url, key):
     """Submit FILE(s) for processing; print each task as JSON.
 
     \b
@@ -296,8 +317,12 @@ def submit(files, task_type, priority, pairs, options_json, together, wait, prog
       docproc submit receipt.jpg --type document --wait
       docproc submit form.png -t form_filling -o library='["<task id>"]' --wait
       docproc submit a.pdf b.pdf -t document | jq -r .id
+      docproc submit invoice.pdf -t document -f invoice_number -f due_date:date -f vat_total:amount -w
     """
     options = _parse_options(options_json, pairs)
+    if fields:  # after any fields given in --options or -o
+        existing = options.get("fields")
+        options["fields"] = [*(existing if isinstance(existing, list) else []), *fields]
     client = _client(url, key)
     try:
         tasks = _call(client.submit, list(files), task_type, priority=priority, options=options, together=together)
@@ -360,6 +385,47 @@ def cancel(task_id, url, key):
     _emit(task)
     if task["status"] != "cancelled":
         click.echo(f"docproc: task {task_id} will stop at its next stage boundary", err=True)
+
+
+def _batch_id(ctx, param, value):
+    if not is_uuid(value):
+        raise Exit(f"no such batch: {value!r} is not a batch id", 4)
+    return value
+
+
+@main.command(context_settings=CONTEXT, epilog=EXIT_CODES)
+@click.argument("batch_id", callback=_batch_id)
+@click.option("--format", "-F", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True,
+              help="csv: a header row, then one row per task (RFC 4180, UTF-8); jsonl: one JSON object per task.")
+@click.option("--output", "-o", "output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write to this file (replaced only once the whole export arrived); default stdout.")
+@client_options
+def export(batch_id, fmt, output, url, key):
+    """Export the batch BATCH_ID: one row per task with its status, canonical keys and requested fields.
+
+    \b
+    Examples:
+      docproc export 3f1c... --format csv -o invoices.csv
+      docproc export 3f1c... --format jsonl | jq .fields
+    """
+    client = _client(url, key)
+    try:
+        if output is None:
+            _call(client.export, batch_id, fmt, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+            return
+        partial = output.with_name(f".{output.name}.part")
+        try:
+            with open(partial, "wb") as out:
+                written = _call(client.export, batch_id, fmt, out)
+            os.replace(partial, output)
+        except OSError as exc:
+            raise Exit(f"cannot write {output}: {exc.strerror or exc}", 2) from None
+        finally:
+            partial.unlink(missing_ok=True)
+        click.echo(f"docproc: wrote {written} bytes to {output}", err=True)
+    finally:
+        client.close()
 
 
 if __name__ == "__main__":

@@ -56,19 +56,32 @@ class Client:
         """The decoded JSON body of a 2xx answer; ClientError for anything else."""
         try:
             r = self.session.request(method, self.url + path, timeout=timeout or self.timeout, **kwargs)
-        except requests.Timeout:
-            raise ClientError(f"{method} {path}: {self.url} did not answer in time", SERVER) from None
-        except requests.ConnectionError:
-            raise ClientError(f"cannot reach {self.url}: connection failed (is the service running? "
-                              "set --url or DOCPROC_URL)", SERVER) from None
         except requests.RequestException as exc:
-            raise ClientError(f"{method} {path}: {exc}", SERVER) from None
+            raise self._unreachable(method, path, exc) from None
         try:
             body = r.json()
         except ValueError:
             body = None
         if r.ok and body is not None:
             return body
+        self._raise(r, method, path, body)
+
+    def _unreachable(self, method: str, path: str, exc: requests.RequestException) -> ClientError:
+        if isinstance(exc, requests.Timeout):
+            return ClientError(f"{method} {path}: {self.url} did not answer in time", SERVER)
+        if isinstance(exc, requests.ConnectionError):
+            return ClientError(f"cannot reach {self.url}: connection failed (is the service running? "
+                               "set --url or DOCPROC_URL)", SERVER)
+        return ClientError(f"{method} {path}: {exc}", SERVER)
+
+    @staticmethod
+    def _raise(r, method: str, path: str, body=None):
+        """ClientError for an answer that is not a success (or a success that is not JSON)."""
+        if body is None and not r.ok:
+            try:
+                body = r.json()
+            except ValueError:
+                body = None
         err = body.get("error") if isinstance(body, dict) else None
         if isinstance(err, dict):
             message = f"{err.get('code')}: {err.get('message')}"
@@ -104,6 +117,21 @@ class Client:
 
     def list(self, **params) -> dict:
         return self.request("GET", "/api/tasks", params={k: v for k, v in params.items() if v is not None})
+
+    def export(self, batch_id: str, fmt: str, out) -> int:
+        """Write the batch's export (csv or jsonl) to the binary file `out` as it arrives; the bytes written."""
+        path = f"/api/batches/{batch_id}/export"
+        try:
+            with self.session.get(self.url + path, params={"format": fmt}, timeout=self.timeout, stream=True) as r:
+                if not r.ok:
+                    self._raise(r, "GET", path)
+                written = 0
+                for chunk in r.iter_content(chunk_size=65536):
+                    out.write(chunk)
+                    written += len(chunk)
+                return written
+        except requests.RequestException as exc:
+            raise self._unreachable("GET", path, exc) from None
 
     def cancel(self, task_id: str) -> dict:
         return self.request("DELETE", f"/api/tasks/{task_id}")

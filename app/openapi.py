@@ -6,6 +6,7 @@ from functools import lru_cache
 
 from .api.tasks import MAX_WAIT
 from .config import Settings
+from .exports import BASE_COLUMNS, FIELD_PREFIX, FORMATS, KV_COLUMNS
 from .extract import schemas as extract_schemas
 from .models import TASK_TYPES, TaskStatus
 from .extract import fields as extract_fields
@@ -400,6 +401,27 @@ def _paths(max_files: int, max_batch_files: int) -> dict:
             "tags": ["batches"], "summary": "A batch with its tasks and counts", "operationId": "getBatch",
             "parameters": [_uuid_param("batch_id", "the batch's id")],
             "responses": {"200": {"description": "the batch", "content": _json(_ref("Batch"))},
+                          "404": _error("no such batch for this tenant", ("not_found",)), **_common()}}},
+        "/api/batches/{batch_id}/export": {"get": {
+            "tags": ["batches"], "summary": "A batch as a table: one row per task (CSV or JSON Lines)",
+            "operationId": "exportBatch",
+            "description": "Rows in the batch's order, one per task, whatever its status. CSV (RFC 4180): a header "
+                           f"row, CRLF line ends, UTF-8 without BOM; columns {', '.join(BASE_COLUMNS)}, then every "
+                           f"canonical key ({', '.join(KV_COLUMNS)}; empty when the task lacks it), then "
+                           f"`{FIELD_PREFIX}<name>` per requested field (amounts: two decimals, and "
+                           f"`{FIELD_PREFIX}<name>:currency`). A cell that starts with = + - @, a tab or CR is "
+                           "prefixed with ' so that spreadsheets show it rather than run it (plain numbers such as "
+                           "-9.32 excepted). JSON Lines: one object per task, `{task_id, file, status, error, kv: "
+                           "{canonical key: value or null}, fields: {name: {value, type, currency (amounts)}}}`.",
+            "parameters": [_uuid_param("batch_id", "the batch's id"),
+                           {"name": "format", "in": "query", "required": False, "description": "csv or jsonl",
+                            "schema": {"type": "string", "enum": list(FORMATS), "default": "csv"}}],
+            "responses": {"200": {"description": "the export, streamed; Content-Disposition names "
+                                                 "batch-<id>.csv or batch-<id>.jsonl",
+                                  "headers": {"Content-Disposition": {"schema": _STR}},
+                                  "content": {"text/csv": {"schema": {"type": "string"}},
+                                              "application/x-ndjson": {"schema": {"type": "string"}}}},
+                          "400": _error("format is not csv or jsonl", ("invalid_format",)),
                           "404": _error("no such batch for this tenant", ("not_found",)), **_common()}}},
         "/api/health": {"get": {
             "tags": ["service"], "summary": "Liveness and readiness", "operationId": "health", "security": [],

@@ -1,6 +1,8 @@
 """The `docproc` command run for real as a subprocess against a live service."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import signal
@@ -247,3 +249,79 @@ def test_keys_create_list_revoke(tmp_path, start_service):
 def test_keys_with_a_bad_setting_is_a_usage_error(tmp_path):
     r = docproc("keys", "list", env={"DOCPROC_DATA_DIR": str(tmp_path), "DOCPROC_PORT": "many"})
     assert r.returncode == 2 and "DOCPROC_PORT" in r.stderr
+
+
+# -- requested fields and exports, on real corpus invoices ------------------------------------------
+@pytest.fixture(scope="module")
+def invoices():
+    from bench import quality_corpus
+
+    root = quality_corpus.corpus_dir()
+    reason = quality_corpus.missing_reason(root)
+    if reason:
+        pytest.skip(reason)
+    docs = {d.name: d for d in quality_corpus.load(root)["invoices"]}
+    return [docs["coolblue1"], docs["QualityHosting"]]
+
+
+def test_submit_fields_then_export_the_batch_as_csv_and_jsonl(service, http, invoices, tmp_path):
+    from bench import quality_score
+
+    r = docproc("submit", *(d.path for d in invoices), "-t", "document", "--field", "invoice_number",
+                "-f", "due_date:date", "-f", "total:amount", "-f", "order number:string", "-w", "--progress", "none",
+                url=service.url)
+    assert r.returncode == 0, r.stderr
+    tasks = objects(r.stdout)
+    batch_id = tasks[0]["batch_id"]
+    assert batch_id and {t["batch_id"] for t in tasks} == {batch_id}
+    # The fields reached the server as options.fields, with the types given.
+    for task, doc in zip(tasks, invoices):
+        asked = task["result"]["fields_requested"]
+        assert list(asked) == ["invoice_number", "due_date", "total", "order number"]
+        assert (asked["due_date"]["type"], asked["total"]["type"], asked["order number"]["type"]) == ("date", "amount", "string")
+        assert quality_score.same_id(asked["invoice_number"]["value"], doc.fields["invoice_number"])
+        assert asked["total"]["value"] == doc.fields["total"] and asked["total"]["currency"] == doc.fields["currency"]
+        assert asked["due_date"]["value"] is None  # neither invoice prints one
+
+    out = tmp_path / "out" / "batch.csv"
+    out.parent.mkdir()
+    r = docproc("export", batch_id, "--format", "csv", "-o", out, url=service.url)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "" and f"to {out}" in r.stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == ["batch.csv"]  # no partial file left beside it
+    served = http.get(f"{service.url}/api/batches/{batch_id}/export?format=csv").content
+    assert out.read_bytes() == served
+    header, *rows = list(csv.reader(io.StringIO(served.decode(), newline="")))
+    assert [row[header.index("task_id")] for row in rows] == [t["id"] for t in tasks]
+    assert [row[header.index("field:total")] for row in rows] == [f"{d.fields['total']:.2f}" for d in invoices]
+
+    r = docproc("export", batch_id, "-F", "jsonl", url=service.url)
+    assert r.returncode == 0, r.stderr
+    records = objects(r.stdout)
+    assert [rec["task_id"] for rec in records] == [t["id"] for t in tasks]
+    for rec, task in zip(records, tasks):
+        assert rec["kv"]["invoice_number"] == task["result"]["kv"].get("invoice_number")
+        assert rec["fields"]["total"] == {k: task["result"]["fields_requested"]["total"][k]
+                                          for k in ("value", "type", "currency")}
+
+
+def test_field_and_export_usage_errors(service, tmp_path):
+    page = tmp_path / "p.png"
+    page.write_bytes(png_bytes(draw_page(receipt_lines())))
+    missing = str(uuid.uuid4())
+    cases = [
+        (("submit", page, "-t", "document", "--field", "total:money"), 2, "'money' of 'total' is not one of"),
+        (("submit", page, "-t", "document", "--field", ":date"), 2, "expected NAME or NAME:TYPE"),
+        (("submit", page, "-t", "document", "-f", "a" * 65), 2, "invalid_fields"),
+        (("export", missing), 4, "not_found"),
+        (("export", "not-a-batch"), 4, "not a batch id"),
+        (("export", missing, "--format", "xlsx"), 2, "'xlsx' is not one of"),
+        (("export", missing, "-o", tmp_path / "x.csv"), 4, "not_found"),
+    ]
+    for args, code, message in cases:
+        r = docproc(*args, url=service.url)
+        assert (r.returncode, message in r.stderr) == (code, True), (args, r.stderr)
+        assert r.stdout == ""
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / ".x.csv.part").exists()
+    r = docproc("export", missing, url=f"http://127.0.0.1:{closed_port()}")
+    assert r.returncode == 3 and "cannot reach" in r.stderr

@@ -287,3 +287,90 @@ def test_label_helpers():
 def test_unicode_checkboxes(local):
     data = local.extract("form", ["Survey\n☐ Email me\n☒ Call me"]).data
     assert data["fields"] == ["Email me"] and data["kv"] == {"call_me": "yes"}
+
+
+def _line(y, *cells, height=12, char=7):
+    """One OCR line of word boxes: cells are (x, text); each word `char` px a letter, one space apart."""
+    words = []
+    for x, text in cells:
+        for token in text.split():
+            words.append({"text": token, "box": [x, y, x + char * len(token), y + height], "confidence": 90})
+            x += char * (len(token) + 1)
+    return {"text": " ".join(w["text"] for w in words), "confidence": 90,
+            "box": [words[0]["box"][0], y, words[-1]["box"][2], y + height], "words": words}
+
+
+def _form(*lines, width=760, height=1000):
+    return {"text": "\n".join(line["text"] for line in lines), "width": width, "height": height, "lines": list(lines)}
+
+
+def _form_kv(local, *lines):
+    return local.extract("form", [_form(*lines)]).data["kv"]
+
+
+def test_form_value_right_of_its_label_and_stopping_at_the_next_label(local):
+    kv = _form_kv(local, _line(100, (50, "To:"), (150, "Sam Zolot"), (400, "MANUFACTURER:"), (520, "B&W")),
+                  _line(130, (50, "FROM: D. J. Landro BRAND: Kool Waterfall")))
+    assert kv == {"to": "Sam Zolot", "manufacturer": "B&W", "from": "D. J. Landro", "brand": "Kool Waterfall"}
+
+
+def test_form_value_below_its_label_in_the_same_column(local):
+    kv = _form_kv(local, _line(100, (50, "SUBJECT:")), _line(118, (55, "Quarterly progress report")),
+                  _line(200, (50, "COMMENTS:")))
+    assert kv == {"subject": "Quarterly progress report"}
+
+
+def test_form_labels_without_colons_need_the_words_of_a_field(local):
+    kv = _form_kv(local, _line(100, (50, "Reference"), (300, "17560-188")),
+                  _line(130, (50, "Kroger"), (300, "24")),
+                  _line(160, (50, "Please write to the Support Center at 268-9312 today")))
+    assert kv == {"reference": "17560-188"}
+
+
+def test_form_header_row_over_a_row_of_values(local):
+    kv = _form_kv(local, _line(100, (50, "Fax Number"), (300, "Voice Number")),
+                  _line(120, (52, "910-335-7077"), (302, "910-335-7720")),
+                  _line(150, (50, "Sender"), (300, "Number of Pages (this page included)")),
+                  _line(170, (52, "Charles Duggan"), (302, "2")))
+    assert kv == {"fax_number": "910-335-7077", "voice_number": "910-335-7720", "sender": "Charles Duggan",
+                  "number_of_pages_this_page_included": "2"}
+
+
+def test_form_table_under_a_header_row_with_wrapped_cells(local):
+    kv = _form_kv(local, _line(100, (50, "Recipient(s):"), (250, "Company:"), (450, "Fax No.:")),
+                  _line(130, (50, "Mr. Meyer Koplow"), (250, "Wachtell, Lipton,"), (450, "(212) 403-2000")),
+                  _line(145, (250, "Rosen & Katz")),
+                  _line(175, (50, "Mr. Arthur Golden"), (250, "Davis, Polk"), (450, "(212) 450-4800")),
+                  _line(400, (50, "Thank you for your cooperation and have a nice day.")))
+    assert kv == {"recipient_s": "Mr. Meyer Koplow", "company": "Wachtell, Lipton, Rosen & Katz",
+                  "fax_no": "(212) 403-2000", "recipient_s_2": "Mr. Arthur Golden", "company_2": "Davis, Polk",
+                  "fax_no_2": "(212) 450-4800"}
+
+
+def test_form_paragraph_value_runs_on_until_a_gap_or_label(local):
+    kv = _form_kv(local, _line(100, (50, "SALES FORCE INVOLVEMENT:")),
+                  _line(116, (50, "They have crew-worked distribution, and it is reported")),
+                  _line(132, (50, "that they may crew-work it again.")),
+                  _line(148, (50, "CHAINS ACCEPTANCE:")),
+                  _line(164, (50, "This has not been a problem.")),
+                  _line(260, (50, "Printed in the United States by the office of records")))
+    assert kv == {"sales_force_involvement": "They have crew-worked distribution, and it is reported that they "
+                                             "may crew-work it again.",
+                  "chains_acceptance": "This has not been a problem."}
+
+
+def test_form_capital_labels_glued_to_their_values(local):
+    kv = _form_kv(local, _line(100, (50, "STUDY NUMBER I-7016.401")),
+                  _line(130, (50, "INITIATION DATEOctober 27, 1986")),
+                  _line(160, (50, "REASON FOR THE AMENDMENT __ Request from sponsor")))
+    assert kv == {"study_number": "I-7016.401", "initiation_date": "1986-10-27",
+                  "reason_for_the_amendment": "Request from sponsor"}
+
+
+def test_form_noise_titles_and_check_boxes(local):
+    kv = _form_kv(local, _line(60, (300, "CONFIDENTIAL FACSIMILE")), _line(76, (290, "TRANSMISSION COVER SHEET")),
+                  _line(100, (600, "Xe: Gad")),
+                  _line(130, (50, "Client No.:"), (200, "___")),
+                  _line(160, (50, "© Media type"), (300, "Direct Mail")),
+                  _line(190, (50, "© Coupon Value"), (300, "$1.50 OFF PACK")))
+    assert kv == {"media_type": "Direct Mail", "coupon_value": "$1.50 OFF PACK"}

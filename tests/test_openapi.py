@@ -175,7 +175,8 @@ def test_live_server_conforms_to_the_document(tmp_path, start_service, http):
     assert sum(calls.values()) >= len(operations) * 3
     # Real objects went through the response checks too, not only errors.
     assert {("GET /api/tasks/{task_id}", 200), ("GET /api/batches/{batch_id}", 200), ("GET /api/tasks", 200),
-            ("DELETE /api/tasks/{task_id}", 409), ("GET /api/tasks/{task_id}/events", 200)} <= seen, sorted(seen)
+            ("DELETE /api/tasks/{task_id}", 409), ("GET /api/tasks/{task_id}/events", 200),
+            ("GET /api/batches/{batch_id}/export", 200), ("GET /api/batches/{batch_id}/export", 400)} <= seen, sorted(seen)
 
 
 def test_docs_page_renders_every_operation_in_chromium_under_the_csp(service):

@@ -203,3 +203,46 @@ def test_a_version_2_database_is_migrated(tmp_path):
         assert store.get_task("t-1")["phase"] == "extract"
     finally:
         store.close_all()
+
+
+def test_webhook_attempts_whose_message_was_lost_are_sent_again(store):
+    """A broker that lost a first attempt or a scheduled retry: the janitor's round sends it again, once it is overdue."""
+    from app.config import Settings
+    from app.engine.roles import QueuedWebhooks
+    from app.webhooks import MAX_RETRY_DELAY
+
+    class Recorder:
+        def __init__(self):
+            self.sent = []
+
+        def send_webhook(self, task_id, attempt, delay):
+            self.sent.append((task_id, attempt))
+            return True
+
+    settings = Settings(redispatch_after=300.0)
+    lifecycle = Lifecycle(store, LocalNotifier(), lambda: NOW)
+    never, failed_once, delivered = (add(store, callback_url="http://example.org/hook") for _ in range(3))
+    for task_id in (never, failed_once, delivered):
+        claimed(store, task_id)
+        assert lifecycle.finish(task_id, TaskStatus.COMPLETED, Guard.attempt("c1"), result={"a": 1})
+    store.record_webhook_attempt(failed_once, "http://example.org/hook", 1, 503, "unavailable", False, NOW + 1)
+    store.record_webhook_attempt(delivered, "http://example.org/hook", 1, 200, None, True, NOW + 1)
+
+    def round_at(now):
+        recorder = Recorder()
+        QueuedWebhooks(settings, store, lambda tenant: "secret", recorder, clock=lambda: now).resend_lost()
+        return sorted(recorder.sent)
+
+    assert round_at(NOW + 10) == []  # the messages may still be on their way
+    assert round_at(NOW + 301) == [(never, 1)]  # the retry's countdown may still be running
+    assert round_at(NOW + 1 + MAX_RETRY_DELAY + 301) == sorted([(never, 1), (failed_once, 2)])
+
+
+def test_worker_heartbeats_are_read_since_a_time_and_old_ones_forgotten(store):
+    if store.dialect.name == "sqlite":
+        pytest.skip("worker heartbeats are the distributed mode's: the embedded process is its own worker")
+    store.heartbeat("w-old", "ocr", 2, 2, 0, NOW - 2000, NOW - 1000)
+    store.heartbeat("w-new", "ocr,extract", 4, 2, 1, NOW - 10, NOW)
+    assert [w["name"] for w in store.workers_seen_since(NOW - 5000)] == ["w-old", "w-new"]
+    store.forget_workers_before(NOW - 600)
+    assert [(w["name"], w["busy"]) for w in store.workers_seen_since(NOW - 5000)] == [("w-new", 1)]

@@ -1,9 +1,9 @@
 """Batches: many files in one request, one task each."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
-from .. import intake
+from .. import exports, intake
 from ..auth import current_tenant
 from ..errors import BadInput
 from ..models import TERMINAL, TaskStatus, is_uuid, iso, task_to_dict
@@ -26,13 +26,19 @@ def create_batch():
     return response
 
 
-@bp.get("/batches/<batch_id>")
-def get_batch(batch_id: str):
+def _load_batch(batch_id: str):
+    """The batch row and its tasks, or 404 (another tenant's batch answers like an unknown one)."""
     if not is_uuid(batch_id):
         raise BadInput(404, "not_found", "no such batch")
     batch, rows = runtime().db.batch_tasks(batch_id, current_tenant())
     if batch is None:
         raise BadInput(404, "not_found", "no such batch")
+    return batch, rows
+
+
+@bp.get("/batches/<batch_id>")
+def get_batch(batch_id: str):
+    batch, rows = _load_batch(batch_id)
     counts = {s.value: 0 for s in TaskStatus}
     for r in rows:
         counts[r["status"]] += 1
@@ -47,3 +53,14 @@ def get_batch(batch_id: str):
         "progress": round(sum(r["progress"] for r in rows) / len(rows), 4) if rows else 1.0,
         "tasks": [task_to_dict(r) for r in rows],
     })
+
+
+@bp.get("/batches/<batch_id>/export")
+def export_batch(batch_id: str):
+    """One row per task: id, file, status, error, the canonical keys and the requested fields (CSV or JSONL)."""
+    fmt = request.args.get("format", "csv")
+    if fmt not in exports.FORMATS:
+        raise BadInput(400, "invalid_format", f"format must be one of {', '.join(exports.FORMATS)}")
+    _, rows = _load_batch(batch_id)
+    return Response(exports.export(rows, fmt), content_type=exports.FORMATS[fmt], headers={
+        "Content-Disposition": f'attachment; filename="batch-{batch_id}.{fmt}"', "Cache-Control": "no-store"})

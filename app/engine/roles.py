@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 
-from ..webhooks import RESUME_WINDOW, Delivery, WebhookSender, callback_url
+from ..webhooks import MAX_RETRY_DELAY, RESUME_WINDOW, Delivery, WebhookSender, callback_url
 from .execute import LeaseKeeper
 
 logger = logging.getLogger(__name__)
@@ -132,8 +132,9 @@ class WorkerRole:
                 swept = time.monotonic()
                 try:
                     self.webhooks.resend_lost()
+                    self.store.forget_workers_before(self.clock() - REMEMBERED)  # rows of workers long gone
                 except Exception:  # the next round tries again
-                    logger.exception("webhook sweep failed")
+                    logger.exception("webhook and worker sweep failed")
 
     def drain(self, grace: float) -> list[str]:
         """Warm stop: running attempts get `grace` seconds, then go back to pending for another worker."""
@@ -189,16 +190,24 @@ class QueuedWebhooks(WebhookSender):
         """Nothing waits here: unsent attempts are messages in the broker."""
 
     def resend_lost(self) -> int:
-        """First attempts whose message was lost (a broker restart): sent again, by one worker at a time."""
+        """Attempts whose message was lost (a broker restart): sent again, by one worker at a time.
+
+        A first attempt is lost when none was made `redispatch_after` past the finish; a retry when
+        none followed the last failed attempt within the longest backoff plus that grace. A message
+        that was only late still finds its attempt made and is dropped as a duplicate in `deliver`.
+        """
         now = self.clock()
+        grace = self.settings.redispatch_after
         with self.db.exclusive("webhooks") as mine:
             if not mine:
                 return 0
-            lost = [r["id"] for r in self.db.webhooks_to_resume(now - RESUME_WINDOW, self.settings.webhook_attempts)
-                    if r["last_attempt"] == 0 and r["completed_at"] < now - self.settings.redispatch_after]
-            for task_id in lost:
-                logger.warning("task %s: its webhook was never attempted; sending it again", task_id)
-                self.dispatcher.send_webhook(task_id, 1, 0.0)
+            lost = [(r["id"], r["last_attempt"] + 1)
+                    for r in self.db.webhooks_to_resume(now - RESUME_WINDOW, self.settings.webhook_attempts)
+                    if (r["completed_at"] < now - grace if r["last_attempt"] == 0
+                        else r["last_at"] < now - MAX_RETRY_DELAY - grace)]
+            for task_id, attempt in lost:
+                logger.warning("task %s: webhook attempt %d was never made; sending it again", task_id, attempt)
+                self.dispatcher.send_webhook(task_id, attempt, 0.0)
         return len(lost)
 
     def deliver(self, task_id: str, attempt: int) -> None:

@@ -195,8 +195,8 @@ WEBHOOK_ATTEMPTS = (
     "SELECT attempt, status_code, error, delivered, at FROM webhook_deliveries WHERE task_id = ? ORDER BY id"
 )
 WEBHOOKS_TO_RESUME = (
-    "SELECT t.*, coalesce(d.last_attempt, 0) AS last_attempt FROM tasks t"
-    " LEFT JOIN (SELECT task_id, max(attempt) AS last_attempt, max(delivered) AS delivered"
+    "SELECT t.*, coalesce(d.last_attempt, 0) AS last_attempt, d.last_at FROM tasks t"
+    " LEFT JOIN (SELECT task_id, max(attempt) AS last_attempt, max(delivered) AS delivered, max(at) AS last_at"
     "   FROM webhook_deliveries GROUP BY task_id) d ON d.task_id = t.id"
     f" WHERE t.completed_at >= ? AND t.status IN {FINISHED} AND t.callback_url IS NOT NULL"
     " AND coalesce(d.delivered, 0) = 0 AND coalesce(d.last_attempt, 0) < ?"

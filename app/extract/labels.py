@@ -238,50 +238,6 @@ def _column_below(first: Span, label: Span, units: list[Span], used: set, *, max
     return cells
 
 
-def _label_like(text: str) -> bool:
-    text = text.strip(" ,.‘’'\"“”")
-    letters = sum(c.isalpha() for c in text)
-    return (letters >= 2 and len(text.split()) <= 5 and letters >= 0.7 * len(text.replace(" ", ""))
-            and not re.search(r"\d", text) and (text.isupper() or text.istitle()) and not split_label(text))
-
-
-def header_pairs(page: Page) -> list[Pair]:
-    """On forms, a row of labels without colons ("Fax Number   Voice Number") over a row of their values."""
-    units = [p for line in page.lines for p in phrases(line)]
-    out = []
-    for line in page.lines:
-        heads = phrases(line)
-        if len(heads) < 2 or not all(_label_like(h.text) for h in heads):
-            continue
-        for head in heads:
-            value = below(head, units, reach=1.8)
-            if value is None or _label_like(value.text) or split_label(value.text):
-                continue
-            cell = under_column(value, head)
-            text = clean_value(cell.text)
-            if text and re.search(r"[\w]", text):
-                out.append(Pair(head.text.strip(" ,.‘’'\"“”"), text, page.number, cell.box, head.box))
-    return out
-
-
-def gap_pairs(page: Page) -> list[Pair]:
-    """On forms, a short label phrase and, after a wide gap on the same line, its value ("FAX NO,   (614) 466-5087")."""
-    out = []
-    for line in page.lines:
-        parts = phrases(line)
-        for label, value in zip(parts, parts[1:]):
-            text = label.text.strip(" ,.")
-            letters = sum(c.isalpha() for c in text)
-            if (split_label(label.text) or split_label(value.text) or not 2 <= letters or len(text.split()) > 5
-                    or letters < 0.7 * len(text.replace(" ", "")) or text[-1:] in "!?"
-                    or not (text.isupper() or text.istitle())):
-                continue
-            cleaned = clean_value(value.text)
-            if cleaned:
-                out.append(Pair(text, cleaned, page.number, value.box, label.box))
-    return out
-
-
 def colonless_pairs(page: Page, known) -> list[Pair]:
     """A known label without a colon ("Rechnungsnr. 30064443", "DATE" over its value): the rest, or right, or below."""
     units = [p for line in page.lines for p in phrases(line)]

@@ -5,11 +5,12 @@ import difflib
 import logging
 import re
 
-from . import classify, dates, facts, parties, schemas
+from . import amounts, classify, dates, facts, parties, schemas
 from .base import Extraction, LibraryEntry
 from .fields import FieldSpec, answer_locally
-from .labels import (Pair, canonical_key, canonical_label, colonless_pairs, gap_pairs, header_pairs, label_chain, label_key,
-                     pairs)
+from .form_cells import form_key
+from .forms import form_pairs
+from .labels import Pair, canonical_key, canonical_label, colonless_pairs, label_chain, label_key, pairs
 from .layout import Page, confidence_in, read_pages
 
 logger = logging.getLogger(__name__)
@@ -19,6 +20,7 @@ FORM_VALUE_CONFIDENCE = 50.0  # a form value OCR reads with less mean word confi
 _TRAILING_BLANK = re.compile(r"^\s*(?P<label>[A-Za-z][\w &/().'-]{1,48}?)\s*(?:_{3,}|-{3,}|—+|\.{4,}|…+)[\s_.\-—–…]*$")
 _CHECKBOX = re.compile(r"^\s*(?P<box>\[\s*\]|\[\s*[xX✓✔]\s*\]|\(\s*\)|☐|☑|☒)\s*(?P<label>\S.*)$")
 _ISSUER_KEYS = ("company", "address")
+_AMOUNT_KEYS = ("total", "subtotal", "tax")
 
 
 class LocalExtractor:
@@ -36,7 +38,7 @@ class LocalExtractor:
         text = "\n".join(page.text for page in view)
         day_first = dates.day_first_for(text) if self.day_first is None else self.day_first
         found = _all_pairs(view, kind)
-        kv, where, blanks = _free_keys(view, found, day_first)
+        kv, where, blanks = _free_keys(view, found, day_first, form_key if kind == "form" else label_key)
         canonical = _canonical(view, found, day_first)
         doc_type, tags = classify.classify(view, canonical, blanks=len(blanks), labels=len(found))
         if doc_type == "contract" or re.search(r"(?i)effective\s+(?:date|as\s+of|on)", text):
@@ -45,6 +47,8 @@ class LocalExtractor:
                 canonical["effective_date"] = effective
         _drop_guesses(canonical, kv, doc_type, kind)
         for key, fact in canonical.items():
+            if kind == "form" and key in kv and not _same_amount(kv[key], fact.value, key):
+                continue  # a form's own label gives the value; a pattern's guess does not replace it
             kv[key] = fact.value
             where[key] = fact
         if "total" in canonical and "payment" not in tags:
@@ -89,16 +93,32 @@ class LocalExtractor:
 
 def _all_pairs(view: list[Page], kind: str) -> list[Pair]:
     """Every label -> value pair: with a colon, known labels without one, and on forms label/value columns."""
-    found = [p for page in view for p in pairs(page)]
-    found += [p for page in view for p in colonless_pairs(page, facts.known_label)
-              if not any(q.label_box == p.label_box and q.page == p.page for q in found)]
-    if kind != "form":
+    if kind == "form":
+        found = [p for page in view for p in form_pairs(page)]
+    else:
+        found = [p for page in view for p in pairs(page)]
+        found += [p for page in view for p in colonless_pairs(page, facts.known_label)
+                  if not any(q.label_box == p.label_box and q.page == p.page for q in found)]
         return found
-    for extra in (gap_pairs, header_pairs):
-        found += [p for page in view for p in extra(page) if not any(q.box == p.box and q.page == p.page for q in found)]
-    # Handwriting read as noise: values OCR itself does not believe are left out.
-    return [p for p in found if confidence_in(view[p.page - 1], p.box) < 0
-            or confidence_in(view[p.page - 1], p.box) >= FORM_VALUE_CONFIDENCE]
+    return [p for p in found if _believed(view[p.page - 1], p)]
+
+
+def _believed(page: Page, pair: Pair) -> bool:
+    """Handwriting read as noise: a text value OCR itself does not believe is left out. Figures
+    ("8557.02", "12") are kept: OCR doubts handwritten digits it reads right."""
+    confidence = confidence_in(page, pair.box)
+    if confidence < 0 or confidence >= FORM_VALUE_CONFIDENCE:
+        return True
+    alnum = re.sub(r"[^A-Za-z0-9]", "", pair.value)
+    return bool(alnum) and sum(c.isdigit() for c in alnum) >= 0.6 * len(alnum)
+
+
+def _same_amount(printed: str, canonical: str, key: str) -> bool:
+    """A labelled total printed as "$32.50" is the canonical 32.50: results show amounts as plain numbers."""
+    if key not in _AMOUNT_KEYS:
+        return False
+    found = amounts.amounts(printed)
+    return len(found) == 1 and found[0].text() == canonical
 
 
 def _drop_guesses(canonical: dict, kv: dict, doc_type: str, kind: str) -> None:
@@ -114,13 +134,13 @@ def _drop_guesses(canonical: dict, kv: dict, doc_type: str, kind: str) -> None:
         canonical.pop(key, None)
 
 
-def _free_keys(view: list[Page], found: list[Pair], day_first: bool):
+def _free_keys(view: list[Page], found: list[Pair], day_first: bool, key_of=label_key):
     """kv from every label -> value pair (dates made ISO), their provenance, and the blank fields."""
     kv: dict[str, str] = {}
     where: dict[str, facts.Fact] = {}
     blanks: list[str] = []
     for pair in found:
-        key = label_key(pair.label)
+        key = key_of(pair.label)
         if not pair.value or any(k == key and v == pair.value for k, v in kv.items()):
             continue
         if key in kv:  # a label repeated down a table: name_of_account, name_of_account_2, ...

@@ -7,6 +7,9 @@
   const LONG_POLL = 25;        // seconds the server may hold GET /api/tasks/<id>?wait=
   const MAX_POLLS = 3;         // browsers allow ~6 connections per host: leave room for other requests
   const KEY_STORAGE = "docproc.apiKey";
+  const LOW_CONFIDENCE = 60;   // words and lines under this are marked on the page
+  const PREVIEW_WIDTH = 1000;  // pixels of a page preview (the server allows 100..2000)
+  const FIELD_TYPES = ["string", "date", "amount", "number", "boolean"];
 
   const $ = (sel) => document.querySelector(sel);
   const state = {
@@ -15,6 +18,7 @@
     following: new Set(),
     waiting: [],
     recentTimer: null,
+    pointer: { x: null, y: null, atScroll: null },  // where the mouse is, and was at the last scroll
   };
 
   // -- small helpers ------------------------------------------------------------------------
@@ -75,11 +79,29 @@
     return localStorage.getItem(KEY_STORAGE) || "";
   }
 
-  async function api(path, options = {}) {
+  function authorized(path, options = {}) {
     const headers = new Headers(options.headers || {});
     const key = apiKey();
     if (key) headers.set("Authorization", `Bearer ${key}`);
-    const response = await fetch(path, { ...options, headers, cache: "no-store" });
+    return fetch(path, { cache: "no-store", ...options, headers });
+  }
+
+  // A binary resource (page image, PDF) fetched with the key, as a blob: URL the page may use.
+  async function blobUrl(path) {
+    const response = await authorized(path, { cache: "default" });
+    if (!response.ok) {
+      let message = `HTTP ${response.status}`;
+      try {
+        const body = await response.json();
+        if (body && body.error && body.error.message) message = body.error.message;
+      } catch (_) { /* not JSON */ }
+      throw new Error(message);
+    }
+    return URL.createObjectURL(await response.blob());
+  }
+
+  async function api(path, options = {}) {
+    const response = await authorized(path, options);
     let body = null;
     try {
       body = await response.json();
@@ -172,6 +194,7 @@
       radio.addEventListener("change", () => {
         const filling = selectedType() === "form_filling";
         $("#library").hidden = !filling;
+        $("#requested").hidden = filling;
         if (filling) refreshLibrary();
       });
     }
@@ -223,6 +246,43 @@
     return entries;
   }
 
+  // -- requested fields ------------------------------------------------------------------------
+  function addFieldRow() {
+    const row = el("div", { class: "field-row" },
+      el("input", { class: "field-name", placeholder: "name, e.g. invoice_number", maxlength: "64",
+        spellcheck: "false", list: "field-names", "aria-label": "field name" }),
+      el("select", { class: "field-type", "aria-label": "field type" },
+        el("option", { value: "", text: "any type" }), FIELD_TYPES.map((t) => el("option", { value: t, text: t }))),
+      el("input", { class: "field-desc", placeholder: "description (optional)", maxlength: "300",
+        "aria-label": "field description" }),
+      el("button", { type: "button", class: "remove", title: "Remove this field", "aria-label": "Remove this field",
+        text: "×", onclick: () => row.remove() }));
+    $("#field-rows").append(row);
+    row.querySelector(".field-name").focus();
+    return row;
+  }
+
+  function fieldsOption() {
+    const fields = [];
+    const seen = new Set();
+    for (const row of document.querySelectorAll("#field-rows .field-row")) {
+      const name = row.querySelector(".field-name").value.trim();
+      const type = row.querySelector(".field-type").value;
+      const description = row.querySelector(".field-desc").value.trim();
+      if (!name) {
+        if (type || description) throw new Error("Every requested field needs a name.");
+        continue;
+      }
+      if (seen.has(name)) throw new Error(`The field ${name} is requested twice.`);
+      seen.add(name);
+      const spec = { name };
+      if (type) spec.type = type;
+      if (description) spec.description = description;
+      fields.push(spec);
+    }
+    return fields;
+  }
+
   // -- submitting ----------------------------------------------------------------------------
   function formError(message) {
     const node = $("#form-error");
@@ -235,11 +295,15 @@
       event.preventDefault();
       formError("");
       const type = selectedType();
-      const options = {};
+      const options = { words: true };  // word boxes and confidences for the page view
       const lang = $("#lang").value.trim();
       if (lang && lang !== "eng") options.lang = lang;
       try {
         if (type === "form_filling") options.library = libraryOption();
+        else {
+          const fields = fieldsOption();
+          if (fields.length) options.fields = fields;
+        }
       } catch (error) {
         formError(error.message);
         return;
@@ -341,6 +405,8 @@
   }
 
   function renderCard(entry) {
+    for (const url of entry.urls || []) URL.revokeObjectURL(url);  // images and downloads of the last drawing
+    entry.urls = [];
     const t = entry.task;
     entry.rendered = `${t.status}|${t.stage}|${t.progress}|${t.updated_at}`;
     const name = entry.name || (t.result && t.result.title) || `Task ${shortId(t.id)}`;
@@ -364,7 +430,7 @@
         el("span", { class: "stage", text: `${t.stage || t.status} · ${pct}%` })),
       t.errors && t.errors.length && t.status !== "completed" ? el("div", { class: "task-errors" },
         t.errors.map((e) => el("p", { text: `${e.stage ? e.stage + ": " : ""}${e.message || JSON.stringify(e)}` }))) : null,
-      t.status === "completed" && t.result ? renderResult(t) : null,
+      t.status === "completed" && t.result ? renderResult(entry) : null,
     ].filter(Boolean));
   }
 
@@ -386,12 +452,16 @@
     return el("ul", { class: `tags ${cls || ""}` }, items.map((item) => el("li", { text: show(item) })));
   }
 
-  function renderResult(t) {
+  function renderResult(entry) {
+    const t = entry.task;
     const r = t.result;
+    const pages = Array.isArray(r.pages) ? r.pages : [];
+    const doc = documentView(entry, pages);
     const data = el("div", { class: "result-data" });
     if (r.title) data.append(el("h3", { class: "title", text: r.title }));
     if (r.description) data.append(el("p", { class: "description", text: r.description }));
     if (Array.isArray(r.tags) && r.tags.length) data.append(chips(r.tags));
+    data.append(downloads(entry));
 
     if (r.filled && typeof r.filled === "object") {
       const rows = Object.entries(r.filled).map(([field, v]) => {
@@ -408,16 +478,30 @@
     if (Array.isArray(r.missing) && r.missing.length) {
       data.append(el("h4", { text: "Missing" }), chips(r.missing, "missing"));
     }
+    if (r.fields_requested && typeof r.fields_requested === "object") {
+      const entries = Object.entries(r.fields_requested);
+      const found = entries.filter(([, v]) => v && v.value !== null && v.value !== undefined).length;
+      data.append(el("h4", { text: `Requested fields · ${found} of ${entries.length} found` }));
+      data.append(requestedTable(entries, doc));
+    }
     if (r.kv && typeof r.kv === "object") {
       const rows = Object.entries(r.kv).map(([k, v]) => [k, show(v)]);
       data.append(el("h4", { text: "Key facts" }));
-      data.append(rows.length ? kvTable(rows) : el("p", { class: "empty", text: "No key facts found." }));
+      const table = rows.length ? kvTable(rows) : null;
+      data.append(table || el("p", { class: "empty", text: "No key facts found." }));
+      const provenance = r.provenance && typeof r.provenance === "object" ? r.provenance : {};
+      const keys = Object.keys(r.kv);
+      if (table) {
+        table.querySelectorAll("tbody tr").forEach((row, i) => {
+          const where = provenance[keys[i]];
+          if (where && where.page && validBox(where.box)) doc.link(row, keys[i], where);
+        });
+      }
     }
     if (Array.isArray(r.fields) && !r.filled) {
       data.append(el("h4", { text: "Blank fields" }));
       data.append(r.fields.length ? chips(r.fields, "fields") : el("p", { class: "empty", text: "No blank fields found." }));
     }
-    const pages = Array.isArray(r.pages) ? r.pages : [];
     const meta = [`extractor ${r.extractor || "?"}`, `${pages.length} page${pages.length === 1 ? "" : "s"}`];
     if (r.cached) meta.push("served from cache");
     if (r.usage && r.usage.total_tokens) meta.push(`${r.usage.total_tokens} tokens`);
@@ -434,7 +518,187 @@
     } else {
       text.append(el("pre", { class: "ocr", text: r.text || "(no text found)" }));
     }
-    return el("div", { class: "result" }, data, text);
+    return el("div", { class: "result" }, data, doc.node, text);
+  }
+
+  function fieldValue(v) {
+    if (!v || v.value === null || v.value === undefined) return null;
+    if (v.type === "amount" && typeof v.value === "number") return `${v.value.toFixed(2)}${v.currency ? ` ${v.currency}` : ""}`;
+    if (v.type === "boolean") return v.value ? "yes" : "no";
+    return show(v.value);
+  }
+
+  function requestedTable(entries, doc) {
+    const table = el("table", { class: "kv requested" },
+      el("tbody", {}, entries.map(([name, v]) => {
+        const value = fieldValue(v);
+        const row = el("tr", { dataset: { field: name } },
+          el("th", {}, el("span", { text: name }), v && v.type ? el("small", { class: "ftype", text: v.type }) : null),
+          el("td", {}, value === null ? el("span", { class: "not-found", text: "not found" }) : value));
+        if (v && v.page && validBox(v.box)) doc.link(row, name, { page: v.page, box: v.box });
+        return row;
+      })));
+    return table;
+  }
+
+  // -- downloads: the result as JSON, the searchable PDF (fetched with the key, saved from a blob: URL) --
+  function downloads(entry) {
+    const t = entry.task;
+    const json = URL.createObjectURL(new Blob([JSON.stringify(t.result, null, 2)], { type: "application/json" }));
+    entry.urls.push(json);
+    const note = el("span", { class: "download-note", role: "status" });
+    const pdf = el("a", { class: "download pdf", href: `/api/tasks/${t.id}/pdf`, download: `${t.id}.pdf`, text: "Searchable PDF" });
+    pdf.addEventListener("click", async (event) => {
+      if (pdf.dataset.ready) return;  // the blob: URL is in place: the browser saves it
+      event.preventDefault();
+      if (pdf.dataset.busy) return;
+      pdf.dataset.busy = "1";
+      note.textContent = "preparing…";
+      try {
+        const url = await blobUrl(pdf.getAttribute("href"));
+        entry.urls.push(url);
+        pdf.href = url;
+        pdf.dataset.ready = "1";
+        note.textContent = "";
+        pdf.click();
+      } catch (error) {
+        note.textContent = `PDF: ${error.message}`;
+      } finally {
+        delete pdf.dataset.busy;
+      }
+    });
+    return el("p", { class: "downloads" },
+      el("span", { class: "label", text: "Download" }),
+      el("a", { class: "download json", href: json, download: `${t.id}.json`, text: "JSON result" }),
+      pdf, note);
+  }
+
+  // -- the document: each page image with its text lines as boxes ---------------------------------
+  const validBox = (b) => Array.isArray(b) && b.length === 4 && b.every(Number.isFinite) && b[2] >= b[0] && b[3] >= b[1];
+  const percent = (v, whole) => `${((100 * v) / whole).toFixed(4)}%`;
+
+  // Boxes are pixels of the page image as read (page width x height); placed in percent, they follow
+  // the displayed image whatever size the preview or the screen gives it.
+  function place(node, box, page) {
+    const [l, t, r, b] = box;
+    node.style.left = percent(l, page.width);
+    node.style.top = percent(t, page.height);
+    node.style.width = percent(Math.max(r - l, 1), page.width);
+    node.style.height = percent(Math.max(b - t, 1), page.height);
+    return node;
+  }
+
+  function documentView(entry, pages) {
+    const shown = pages.filter((p) => p.width > 0 && p.height > 0);
+    const spots = new Map();    // page number -> its highlight
+    const sizes = new Map();
+    const node = el("div", { class: "result-doc" });
+    const doc = { node, pinned: null, link: () => {} };
+    if (!shown.length) return doc;
+    const scroller = el("div", { class: "pages" });
+    node.append(el("h4", { text: "Document" }), scroller, el("p", { class: "legend" },
+      el("span", { class: "key-line", text: "text line" }),
+      el("span", { class: "key-low", text: `confidence under ${LOW_CONFIDENCE}%` }),
+      el("span", { class: "key-spot", text: "selected fact" })));
+    for (const p of shown) {
+      sizes.set(p.page, p);
+      const view = pageView(entry, p);
+      spots.set(p.page, view.spot);
+      scroller.append(view.node);
+    }
+
+    function highlight(where, key, scroll) {
+      for (const spot of spots.values()) spot.hidden = true;
+      const spot = where && spots.get(where.page);
+      if (!spot || !validBox(where.box)) return;
+      place(spot, where.box, sizes.get(where.page));
+      spot.dataset.key = key;
+      spot.hidden = false;
+      if (scroll) spot.scrollIntoView({ behavior: "smooth", block: "center", inline: "nearest" });
+      else keepInside(scroller, spot);
+    }
+
+    doc.link = (row, key, where) => {
+      row.classList.add("located");
+      row.tabIndex = 0;
+      row.title = `Show where ${key} is on page ${where.page}`;
+      const pin = () => {
+        const again = doc.pinned && doc.pinned.row === row;
+        if (doc.pinned) doc.pinned.row.classList.remove("selected");
+        doc.pinned = again ? null : { row, key, where };
+        if (doc.pinned) row.classList.add("selected");
+        highlight(doc.pinned && where, key, !again);
+      };
+      row.addEventListener("mouseenter", (event) => { if (pointerMoved(event)) highlight(where, key, false); });
+      row.addEventListener("mouseleave", () => highlight(doc.pinned && doc.pinned.where, doc.pinned && doc.pinned.key, false));
+      row.addEventListener("click", pin);
+      row.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" || event.key === " ") { event.preventDefault(); pin(); }
+      });
+    };
+    return doc;
+  }
+
+  // Scroll only the pages' own box so that `child` is in sight (hovering must not move the window).
+  function keepInside(scroller, child) {
+    const outer = scroller.getBoundingClientRect();
+    const inner = child.getBoundingClientRect();
+    if (inner.top < outer.top || inner.bottom > outer.bottom) {
+      scroller.scrollTop += inner.top - outer.top - (outer.height - inner.height) / 2;
+    }
+  }
+
+  function pageView(entry, p) {
+    const t = entry.task;
+    const describe = (kind, item) => `${kind} · “${item.text}” · confidence ${Math.round(item.confidence)}%`;
+    const hint = "Point at a box for its text and confidence; click to keep it here.";
+    const info = el("p", { class: "box-info", text: hint });
+    let picked = null;
+    const box = (cls, kind, item) => {
+      const node = place(el("div", { class: `box ${cls}`, title: describe(kind, item) }), item.box, p);
+      node.addEventListener("mouseenter", () => { info.textContent = describe(kind, item); });
+      node.addEventListener("mouseleave", () => { info.textContent = picked ? describe(picked.kind, picked.item) : hint; });
+      node.addEventListener("click", () => {
+        if (picked) picked.node.classList.remove("picked");
+        picked = picked && picked.node === node ? null : { node, kind, item };
+        if (picked) node.classList.add("picked");
+        info.textContent = picked ? describe(kind, item) : hint;
+      });
+      return node;
+    };
+    const overlay = el("div", { class: "overlay" });
+    (Array.isArray(p.lines) ? p.lines : []).forEach((line, i) => {
+      if (!validBox(line.box)) return;
+      const low = line.confidence < LOW_CONFIDENCE;
+      overlay.append(box(low ? "line low" : "line", `Line ${i + 1}`, line));
+    });
+    for (const word of Array.isArray(p.words) ? p.words : []) {
+      if (validBox(word.box) && word.confidence < LOW_CONFIDENCE) overlay.append(box("word low", "Word", word));
+    }
+    const spot = el("div", { class: "box spot", hidden: true, "aria-hidden": "true" });
+    overlay.append(spot);
+
+    const img = el("img", { class: "page-img", alt: `Page ${p.page} as read`, width: String(p.width), height: String(p.height) });
+    const frame = el("div", { class: "page-frame loading" }, img, overlay);
+    const width = Math.max(100, Math.min(PREVIEW_WIDTH, p.width));
+    blobUrl(`/api/tasks/${t.id}/pages/${p.page}?width=${width}`).then((url) => {
+      if (!entry.el.contains(img)) { URL.revokeObjectURL(url); return; }  // the card was drawn again meanwhile
+      entry.urls.push(url);
+      img.addEventListener("load", () => frame.classList.remove("loading"), { once: true });
+      img.src = url;
+    }).catch((error) => {
+      frame.classList.remove("loading");
+      frame.classList.add("broken");
+      info.textContent = `The page image could not be loaded: ${error.message}`;
+    });
+
+    const notes = [`confidence ${Math.round(p.confidence)}%`];
+    if (p.rotation) notes.push(`turned ${p.rotation}°`);
+    if (p.deskew) notes.push(`levelled ${p.deskew}°`);
+    const node = el("figure", { class: "page-view", dataset: { page: String(p.page) } },
+      el("figcaption", { class: "page-head" }, el("span", { text: `Page ${p.page}` }), el("span", { text: notes.join(" · ") })),
+      frame, info);
+    return { node, spot };
   }
 
   // -- recent tasks -------------------------------------------------------------------------------
@@ -483,11 +747,27 @@
   }
 
   // -- start --------------------------------------------------------------------------------------
+  // A scroll moves rows under a still pointer and the browser reports it as entering them: only a pointer
+  // that really moved may show a fact's box (else a click that scrolls to one would be undone at once).
+  function trackPointer(event) {
+    state.pointer.x = event.clientX;
+    state.pointer.y = event.clientY;
+  }
+
+  function pointerMoved(event) {
+    const at = state.pointer.atScroll;
+    return !at || at.x !== event.clientX || at.y !== event.clientY;
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    window.addEventListener("mouseover", trackPointer, true);
+    window.addEventListener("mousemove", trackPointer, true);
+    document.addEventListener("scroll", () => { state.pointer.atScroll = { x: state.pointer.x, y: state.pointer.y }; }, true);
     setupKey();
     setupDrop();
     setupTypes();
     setupSubmit();
+    $("#add-field").addEventListener("click", addFieldRow);
     $("#refresh").addEventListener("click", refreshRecent);
     refreshRecent();
   });
