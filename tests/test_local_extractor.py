@@ -169,8 +169,9 @@ def test_of_two_readings_of_one_date_the_surer_wins(local):
     assert local.extract("document", [clear]).data["kv"]["date"] == "2017-03-19"  # both read well: the label's
 
 
-def test_a_due_date_one_digit_apart_is_another_date(local):
-    page = _page(("Invoice", 95), ("Date: 01/03/2024", 70), ("Due date: 31/03/2024", 96))
+@pytest.mark.parametrize("other", ["Due date: 31/03/2024", "Check-out: 04/03/2024", "Departure 11/03/2024"])
+def test_another_events_date_one_digit_apart_stays_another_date(local, other):
+    page = _page(("Invoice", 95), ("Date: 01/03/2024", 70), (other, 96))
     assert local.extract("document", [page]).data["kv"]["date"] == "2024-03-01"
 
 

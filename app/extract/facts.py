@@ -13,7 +13,8 @@ from .layout import Box, Page, Span, all_right_of, below, phrases, rows
 # Dates of another event than the document's own (a print date is the document's, but only the
 # second choice: a reprint can be later).
 _OTHER_EVENT = (r"due|birth|expir|valid|period|deliver|order|ship|lieferung|faellig|fallig|echeance|"
-                r"verval|vencim|scadenz|bestell|commande|pedido|ordine|since|from\s+\w+\s+to")
+                r"verval|vencim|scadenz|bestell|commande|pedido|ordine|since|from\s+\w+\s+to|"
+                r"arriv|depart|check[\s-]*(?:in|out)|anreise|abreise|llegada|salida|arrivo|partenza")
 _NOT_PRIMARY = re.compile(_OTHER_EVENT + "|print")
 _OTHER_EVENT_RE = re.compile(_OTHER_EVENT)
 
