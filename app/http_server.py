@@ -28,6 +28,8 @@ from . import jsonio
 
 logger = logging.getLogger(__name__)
 
+DRAIN_LIMIT = 64 * 1024 * 1024  # bytes of a refused body read and dropped (within the body deadline) before its 413
+
 DISCONNECTED = "docproc.disconnected"  # environ key: a threading.Event set when the client has gone
 
 
@@ -189,7 +191,11 @@ class HttpServer:
         changed; None when the client went away."""
         declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            return b"", None  # refused from the headers by the app; the body is never read
+            # Refused from the headers by the app; a bounded excess is read and dropped first, so that a
+            # client still sending gets the 413 instead of a reset connection.
+            if int(declared) <= self.max_body + DRAIN_LIMIT and not await _drop_body(receive, DRAIN_LIMIT + self.max_body):
+                return None
+            return b"", None
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -199,6 +205,8 @@ class HttpServer:
             chunks.append(chunk)
             size += len(chunk)
             if size > self.max_body:
+                if message.get("more_body") and not await _drop_body(receive, DRAIN_LIMIT):
+                    return None
                 return b"".join(chunks), size  # the app sees a declared length over the limit: 413
             if not message.get("more_body"):
                 break
@@ -230,6 +238,19 @@ class HttpServer:
 
     def _send(self, send, message: dict) -> None:
         asyncio.run_coroutine_threadsafe(send(message), self._loop).result()
+
+
+async def _drop_body(receive, limit: int) -> bool:
+    """Read the rest of a refused body without keeping it, up to `limit` bytes; False when the client left."""
+    dropped = 0
+    while dropped <= limit:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return False
+        dropped += len(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    return True
 
 
 async def _watch_disconnect(receive, disconnected: threading.Event) -> None:

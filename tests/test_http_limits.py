@@ -186,3 +186,22 @@ def test_shutdown_answers_waiters_at_once_not_after_the_drain(tmp_path, fake):
         poll.close()
         stream.close()
         http.close()
+
+
+def test_a_body_over_the_limit_is_answered_413_to_a_client_still_sending_it(tmp_path):
+    """The client gets the JSON 413, not a reset: a bounded excess is read and dropped before the answer."""
+    app = create_app(make_settings(tmp_path, max_upload_mb=1))
+    service = Service(app).start(workers=False)
+    try:
+        body = b"\x89PNG\r\n\x1a\n" + bytes(3 * 1024 * 1024)
+        with requests.Session() as session:
+            for _ in range(50):  # a reset came within tens of tries when the body was left unread
+                r = session.post(service.url + "/api/tasks", data={"type": "document"},
+                                 files=[("file", ("big.png", body, "image/png"))], timeout=10)
+                assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large", r.text
+        chunked = requests.post(service.url + "/api/tasks", data=iter([body[i:i + 65536] for i in range(0, len(body), 65536)]),
+                                headers={"Content-Type": "multipart/form-data; boundary=XX"}, timeout=10)
+        assert chunked.status_code == 413
+        assert health_answers(service)
+    finally:
+        service.stop(grace=1)

@@ -1,206 +1,28 @@
 """Form layout: labels (with or without a colon) and their values, found by where words sit on the page.
 
-A page is cut into cells (phrases of its lines, split again where a second label starts). A cell is a
-label with its value inline ("Date: 12/10/98", "STUDY NUMBER I-7016.401"), a label alone ("FROM:",
-"Fax Number"), or text. A lone label takes the text to its right on the same row, else the text below
-it in its column; a row of lone labels is a header row over a row (or a table) of values. A value runs
-on over the lines right under it, and stops at the next label. Labels without a colon count only when
-they read as labels: short, capitalised, and holding a word forms use for their fields.
+A page is read as cells (app/extract/form_cells.py). A lone label takes the text to its right on the
+same row (up to the next label), else the text below it in its column that no nearer label owns; a row
+of lone labels is a header row over a row (or a table) of values. A value runs on over the lines right
+under it and stops at the next label; a label printed over two lines is read whole.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
-from .dates import fold
-from .labels import BLANK, Pair, clean_value, split_label
-from .layout import Page, Span, Word, phrases, union
+from .form_cells import STRIP, Cell, cells
+from .labels import Pair, clean_value
+from .layout import Page, Span, Word, union
 
-# Words that name a form's fields; a label without a colon needs one of them.
-FIELD_WORDS = frozenset("""
-name names date dated number numbers no nos num to from re subject cc bcc attn attention company firm
-organization organisation phone telephone tel fax facsimile voice pages page address city state zip
-country code title department dept account accounts sender recipient recipients reference ref signature
-comments comment message amount total type description quantity qty item items volume stores store
-division div brand brands media value issue expiration expires cost center centre study report reason
-approval approvals approved class structure compound location time period project product products price
-job order invoice client customer contact email mail office room file case court counsel plaintiff
-defendant served status remarks notes note est estimated circulation initiator assigned required
-requested budget fee payment due id serial model sex age birth mobile cell ext extension position manager
-supervisor prepared submitted authorized authorised signed checked copies distribution instructions
-purpose source weight size unit units rep reps event events samples market region territory area
-district program programme telex dates agency vendor supplier buyer contract category sponsor
-""".split())
-# Short words that name a field only as (nearly) the whole label: "TO", "FROM", "RE", "CC", "NO."
-_SHORT_WORDS = frozenset("to from re cc bcc attn no nos num by".split())
-FIELD_WORDS = FIELD_WORDS - _SHORT_WORDS
-_FUNCTION = frozenset("of the and or for to in on at by per if as a an with this from your our s".split())
-_SHORT_LABELS = {"to", "re", "cc", "no", "id", "by", "at", "tel", "ph", "fax", "date"}
-_STRIP = " #,.;:‘’'\"“”-_~|*©@•+=»«>[]{}"
-_WORD = re.compile(r"[a-z]+")
-_GLUED = re.compile(r"^([A-Z][A-Z/&#.]+)([A-Z][a-z].*)$")  # "DATEOctober" -> "DATE" + "October"
-_CAPS_WORD = re.compile(r"^[\W_]*[A-Z][A-Z/&#.()'-]*[\W_]*$|^[/&#(+—–-]+$")
-_INLINE_COLON = re.compile(r"^([A-Za-z][A-Za-z.#]+:)([^/\s].*)$")
-_BOX = re.compile(r"^\s*[©@☐□■❑☑☒]\s")  # a check box read in front of its label ("© Media type")
-_MARK = re.compile(r"^[xX✓✔☑☒]$")
-
-
-@dataclass
-class Cell:
-    span: Span
-    label: str | None = None  # the label's text, without its colon
-    value: Span | None = None  # a value on the cell itself, after the label
-    colon: bool = False
-    row: int = 0
-    checkbox: bool = False  # a check box printed in front of the label: its value is whatever is right of it  # index of the page line the cell came from
-    used: bool = False
-
-    @property
-    def box(self):
-        return self.span.box
-
-    @property
-    def lone(self) -> bool:
-        return self.label is not None and self.value is None
-
-
-def form_key(label: str) -> str:
-    """A form label as a snake_case key in its own words: "Fax No." -> "fax_no", "# REPS" -> "number_reps"."""
-    text = fold(label).replace("e-mail", "email").replace("#", " number ").replace("n°", " number ")
-    return "_".join(re.sub(r"[^a-z0-9]+", " ", text).split())[:60] or "value"
-
-
-def field_words(text: str) -> bool:
-    words = _WORD.findall(fold(text))
-    return any(w in FIELD_WORDS or w in _SHORT_WORDS and len(words) <= 2 for w in words)
-
-
-def label_like(text: str) -> bool:
-    """Short, capitalised, mostly letters, no figures: how a printed field label reads (a note in
-    parentheses aside: "Number of Pages (this page included)"). Capitals running into mixed case
-    ("REASON FOR THE AMENDMENT Request from sponsor") are a label and its value; lowercase words
-    other than "of", "the", ... before the last word make a sentence."""
-    text = re.sub(r"\s*\([^)\d]*\)?\s*", " ", text).strip(_STRIP) or text.strip(_STRIP)
-    words = text.split()
-    letters = sum(c.isalpha() for c in text)
-    if not words or letters < 2 or len(words) > 10 or letters < 0.65 * len(text.replace(" ", "")):
-        return False
-    if sum(c.isdigit() for c in text) > 1 or not text[0].isupper() or text[-1:] == "!":
-        return False
-    if text.isupper():
-        return True
-    plain = [re.sub(r"[^A-Za-z]", "", w) for w in words]
-    caps = sum(len(w) >= 2 and w.isupper() for w in plain)
-    mixed = sum(len(w) >= 3 and not w.isupper() and w.lower() not in _FUNCTION for w in plain)
-    if caps >= 2 and mixed:
-        return False
-    lower = [i for i, w in enumerate(plain) if w and w.islower() and w not in _FUNCTION]
-    return not lower or lower == [len(words) - 1]
-
-
-def weak_label(text: str) -> bool:
-    """A label without a colon: label-like and naming a field."""
-    return label_like(text) and field_words(text)
-
-
-def cells(page: Page, lh: float) -> list[Cell]:
-    out = []
-    for row, line in enumerate(page.lines):
-        parts = phrases(line)
-        for phrase in parts:
-            for span in _split_inner(_unglue(phrase)):
-                cell = _classify(span, row)
-                if cell.lone and not cell.colon and len(parts) == 1 and _centred(span, page):
-                    cell = Cell(span, None, None, False, row)  # a title ("FACSIMILE COVER SHEET"), not a label
-                if cell.label is not None and sum(c.isalpha() for c in cell.label) < 3 \
-                        and fold(cell.label).strip(" .#") not in _SHORT_LABELS:
-                    cell = Cell(span, None, None, False, row)  # "Xe: Gad": noise, not a label
-                out.append(cell)
-    return out
-
-
-def _centred(span: Span, page: Page) -> bool:
-    box = span.box
-    return bool(box and page.width) and abs((box[0] + box[2]) / 2 - page.width / 2) < 0.06 * page.width
-
-
-def _unglue(span: Span) -> Span:
-    """Words OCR glued to a label: "NAME_Induction" and "DATEOctober" become two words each."""
-    words = []
-    for w in span.words:
-        parts = [p for p in re.split(r"_+", w.text) if p] if "_" in w.text.strip("_") else [w.text]
-        if len(parts) == 1 and (m := _INLINE_COLON.match(w.text)):
-            parts = [m[1], m[2]]  # "Fax:614-466-5087"
-        if len(parts) == 1 and (m := _GLUED.match(w.text)) and len(m[1]) >= 2:
-            parts = [m[1], m[2]]
-        if len(parts) == 1:
-            words.append(w)
-            continue
-        total = sum(len(p) for p in parts) or 1
-        left, width, pos = (w.box[0], w.box[2] - w.box[0], 0) if w.box else (0, 0, 0)
-        for p in parts:
-            box = (left + width * pos // total, w.box[1], left + width * (pos + len(p)) // total, w.box[3]) if w.box else None
-            words.append(Word(p, box, w.confidence))
-            pos += len(p)
-    return span if len(words) == len(span.words) else Span(span.page, words, confidence=span.confidence)
-
-
-def _split_inner(span: Span) -> list[Span]:
-    """ "To: Sam Zolot MANUFACTURER: B&W" -> "To: Sam Zolot", "MANUFACTURER: B&W": a value stops at the next label."""
-    words, cuts = span.words, [0]
-    for i, w in enumerate(words):
-        if i < 2 or not w.text.endswith(":") or len(w.text) < 3:
-            continue
-        start = i  # the label: up to four capitalised words ending at this one
-        while start > cuts[-1] + 1 and i - start < 3 and _CAPS_WORD.match(words[start - 1].text):
-            start -= 1
-        head = " ".join(x.text for x in words[start:i + 1])
-        before = " ".join(x.text for x in words[cuts[-1]:start])
-        in_value = ":" in before or re.search(r"[a-z]", before) and head.isupper()  # "Mllw. South DIVISION NAME:"
-        if start > cuts[-1] + 1 and head[0].isupper() and (head.isupper() or field_words(head) or start == i) \
-                and in_value:
-            cuts.append(start)  # only a value is cut at a label: "Label: value NEXT LABEL: value"
-    if len(cuts) == 1:
-        return [span]
-    bounds = cuts + [len(words)]
-    return [Span(span.page, words[a:b], confidence=span.confidence) for a, b in zip(bounds, bounds[1:])]
-
-
-def _classify(span: Span, row: int) -> Cell:
-    split = split_label(span.text)
-    if split:
-        label, value = split
-        value = value.strip()
-        if not value or BLANK.fullmatch(value):
-            return Cell(span, label, None, True, row)
-        colon = span.text.index(":") if ":" in span.text else span.text.index(";")
-        tail = span.tail(colon + 1)
-        return Cell(span, label, tail if tail.words else None, True, row)
-    if _BOX.match(span.text) and label_like(span.text):
-        return Cell(span, span.text.strip(_STRIP), None, False, row, checkbox=True)
-    if weak_label(span.text):
-        return Cell(span, span.text.strip(_STRIP), None, False, row)
-    # "STUDY NUMBER I-7016.401", "No. of Pages 37": a label naming a field, then the value in figures
-    # or (after capitals) in mixed case
-    words = span.words
-    caps = 0
-    while caps < len(words) and _CAPS_WORD.match(words[caps].text) and not re.search(r"\d", words[caps].text):
-        caps += 1
-    figures = next((i for i, w in enumerate(words) if re.search(r"\d", w.text)), len(words))
-    for n in dict.fromkeys((caps, figures)):
-        if not 0 < n < len(words) or n == figures != caps and n < 2:
-            continue  # "Page 14" is text; "No. of Pages 37" a label and its value
-        head = " ".join(w.text for w in words[:n])
-        rest = [w for w in words[n:] if not BLANK.fullmatch(w.text)]
-        if rest and weak_label(head) and sum(c.isalpha() for c in head) >= 3 and re.search(r"[a-z\d]", rest[0].text):
-            return Cell(span, head.strip(_STRIP), Span(span.page, rest, confidence=span.confidence), False, row)
-    return Cell(span, None, None, False, row)
+REACH = 3.5  # line heights from a label down to the value under it
 
 
 def form_pairs(page: Page) -> list[Pair]:
     """Every label -> value pair of a form page, by the rules in this module's docstring."""
     lh = _line_height(page)
     units = cells(page, lh)
+    for cell in units:
+        if cell.label is not None:
+            _wrapped_label(cell, units, lh)
     out: list[Pair] = []
     for cell in units:
         if cell.value is not None:
@@ -220,15 +42,56 @@ def form_pairs(page: Page) -> list[Pair]:
         if right is not None and cell.checkbox and not right.colon and not right.checkbox:
             right.label, right.value = None, None
         if right is not None and right.label is None and not right.used:
-            right.used = True
-            out.append(_pair(cell, _run_on(right.span, cell, units, lh), page))
+            out.append(_pair(cell, _run_on(_rest_of_row(right, units, lh), cell, units, lh), page))
             continue
-        under = _below(cell, units, lh, reach=2.6)
-        if under is None or under.label is not None or under.used:
+        under = _below(cell, units, lh, reach=REACH)
+        if under is None or under.label is not None or under.used or _owner(under, units) is not cell:
             continue
         under.used = True
         out.append(_pair(cell, _run_on(under.span, cell, units, lh, below_label=True), page))
     return [p for p in out if p.value and re.search(r"[A-Za-z0-9]", p.value)]
+
+
+def _wrapped_label(cell: Cell, units: list[Cell], lh: float) -> None:
+    """A label printed over two or three lines ("EFFECTIVENESS OF THE" / "DISTRIBUTION ALLOWANCE:"): the
+    lines right above it in capitals, at its left edge, alone on their rows, are its first words."""
+    for _ in range(2):
+        box = cell.box
+        above = [c for c in units if c.label is None and not c.used and c.box and c.box[3] <= box[1] + 0.3 * lh
+                 and box[1] - c.box[3] < 0.8 * lh and abs(c.box[0] - box[0]) <= lh]
+        if len(above) != 1:
+            return
+        top = above[0]
+        text = top.span.text.strip(STRIP)
+        if re.search(r"[a-z]{2}", text) or ":" in text or not re.search(r"[A-Z]{2}", text) \
+                or sum(c.row == top.row for c in units) > 1:
+            return
+        top.used = True
+        cell.label = f"{text} {cell.label}"
+        cell.span = Span(cell.span.page, top.span.words + cell.span.words, confidence=cell.span.confidence)
+
+
+def _rest_of_row(first: Cell, units: list[Cell], lh: float) -> Span:
+    """A value to the right of its label, with the text after it on the row ("Nassau  107"), up to a
+    label or a gap wider than three lines."""
+    taken, last = [first], first
+    first.used = True
+    while (nxt := _right(last, units)) is not None and nxt.label is None and not nxt.used \
+            and nxt.box[0] - last.box[2] <= 3 * lh:
+        nxt.used = True
+        taken.append(nxt)
+        last = nxt
+    if len(taken) == 1:
+        return first.span
+    return Span(first.span.page, [w for c in taken for w in c.span.words], confidence=first.span.confidence)
+
+
+def _owner(value: Cell, units: list[Cell]) -> Cell | None:
+    """The label nearest above a value that shares some of its width: the one it belongs to."""
+    vb = value.box
+    above = [c for c in units if c.label is not None and c.box and c.box[3] <= (vb[1] + vb[3]) / 2
+             and min(c.box[2], vb[2]) - max(c.box[0], vb[0]) > 0]
+    return max(above, key=lambda c: c.box[3]) if above else None
 
 
 def _header(row: list[Cell], units: list[Cell]) -> list[Cell]:
@@ -321,7 +184,8 @@ def _pair(cell: Cell, value: Span, page: Page) -> Pair:
 def _right(cell: Cell, units: list[Cell]) -> Cell | None:
     """The nearest cell on the label's row right of it (a row: half of the smaller height shared)."""
     box = cell.box
-    found = [c for c in units if c is not cell and c.box and c.box[0] >= box[2] - 2 and _same_row(box, c.box)]
+    found = [c for c in units if c is not cell and c.box and c.box[0] >= box[2] - 2 and _same_row(box, c.box)
+             and box[1] - (box[3] - box[1]) <= (c.box[1] + c.box[3]) / 2 <= box[3] + (box[3] - box[1])]
     return min(found, key=lambda c: c.box[0]) if found else None
 
 
@@ -343,16 +207,6 @@ def _below(cell: Cell, units: list[Cell], lh: float, *, reach: float) -> Cell | 
         if best is None or cb[1] < best.box[1]:
             best = c
     return best
-
-
-def _under_column(value: Span, label: Span) -> Span:
-    """Of a value wider than its header label, only the words in the label's column."""
-    lb = label.box
-    if not lb or not value.box or len(value.words) < 2 or value.box[2] - value.box[0] < 1.5 * (lb[2] - lb[0]):
-        return value
-    slack = max(lb[3] - lb[1], 1)
-    kept = [w for w in value.words if w.box and w.box[2] > lb[0] - slack and w.box[0] < lb[2] + slack]
-    return Span(value.page, kept, confidence=value.confidence) if kept else value
 
 
 def _run_on(value: Span, label: Cell, units: list[Cell], lh: float, *, below_label: bool = False,

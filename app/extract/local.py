@@ -5,10 +5,11 @@ import difflib
 import logging
 import re
 
-from . import classify, dates, facts, parties, schemas
+from . import amounts, classify, dates, facts, parties, schemas
 from .base import Extraction, LibraryEntry
 from .fields import FieldSpec, answer_locally
-from .forms import form_key, form_pairs
+from .form_cells import form_key
+from .forms import form_pairs
 from .labels import Pair, canonical_key, canonical_label, colonless_pairs, label_chain, label_key, pairs
 from .layout import Page, confidence_in, read_pages
 
@@ -19,6 +20,7 @@ FORM_VALUE_CONFIDENCE = 50.0  # a form value OCR reads with less mean word confi
 _TRAILING_BLANK = re.compile(r"^\s*(?P<label>[A-Za-z][\w &/().'-]{1,48}?)\s*(?:_{3,}|-{3,}|—+|\.{4,}|…+)[\s_.\-—–…]*$")
 _CHECKBOX = re.compile(r"^\s*(?P<box>\[\s*\]|\[\s*[xX✓✔]\s*\]|\(\s*\)|☐|☑|☒)\s*(?P<label>\S.*)$")
 _ISSUER_KEYS = ("company", "address")
+_AMOUNT_KEYS = ("total", "subtotal", "tax")
 
 
 class LocalExtractor:
@@ -45,7 +47,7 @@ class LocalExtractor:
                 canonical["effective_date"] = effective
         _drop_guesses(canonical, kv, doc_type, kind)
         for key, fact in canonical.items():
-            if kind == "form" and key in kv:
+            if kind == "form" and key in kv and not _same_amount(kv[key], fact.value, key):
                 continue  # a form's own label gives the value; a pattern's guess does not replace it
             kv[key] = fact.value
             where[key] = fact
@@ -98,9 +100,25 @@ def _all_pairs(view: list[Page], kind: str) -> list[Pair]:
         found += [p for page in view for p in colonless_pairs(page, facts.known_label)
                   if not any(q.label_box == p.label_box and q.page == p.page for q in found)]
         return found
-    # Handwriting read as noise: values OCR itself does not believe are left out.
-    return [p for p in found if confidence_in(view[p.page - 1], p.box) < 0
-            or confidence_in(view[p.page - 1], p.box) >= FORM_VALUE_CONFIDENCE]
+    return [p for p in found if _believed(view[p.page - 1], p)]
+
+
+def _believed(page: Page, pair: Pair) -> bool:
+    """Handwriting read as noise: a text value OCR itself does not believe is left out. Figures
+    ("8557.02", "12") are kept: OCR doubts handwritten digits it reads right."""
+    confidence = confidence_in(page, pair.box)
+    if confidence < 0 or confidence >= FORM_VALUE_CONFIDENCE:
+        return True
+    alnum = re.sub(r"[^A-Za-z0-9]", "", pair.value)
+    return bool(alnum) and sum(c.isdigit() for c in alnum) >= 0.6 * len(alnum)
+
+
+def _same_amount(printed: str, canonical: str, key: str) -> bool:
+    """A labelled total printed as "$32.50" is the canonical 32.50: results show amounts as plain numbers."""
+    if key not in _AMOUNT_KEYS:
+        return False
+    found = amounts.amounts(printed)
+    return len(found) == 1 and found[0].text() == canonical
 
 
 def _drop_guesses(canonical: dict, kv: dict, doc_type: str, kind: str) -> None:
