@@ -195,9 +195,10 @@ def _classify(span: Span, row: int) -> Cell:
         tail = span.tail(colon + 1)
         return Cell(span, label, tail if tail.words else None, True, row)
     head = span.text.rstrip(" _.-—")
-    if head.endswith(":") and len(head.split()) <= 14 and not re.search(r"\d", head) \
+    if head.endswith((":", "?")) and len(head.split()) <= 14 and not re.search(r"\d", head) \
             and (head.isupper() or label_like(head[:-1])):
-        return Cell(span, head[:-1].strip(STRIP), None, True, row)  # a long label alone: "RECORDS ... BY:"
+        # a long label alone ("RECORDS ... BY:"), or a question ("Pack and/or Carton?")
+        return Cell(span, head[:-1].strip(STRIP), None, True, row)
     if _BOX.match(span.text) and sum(c.isalpha() for c in span.text) >= 3:
         return Cell(span, span.text.strip(STRIP), None, False, row, checkbox=True)
     if _PAGE_NUMBER.match(span.text):
