@@ -375,3 +375,39 @@ def test_form_noise_titles_and_check_boxes(local):
                   _line(160, (50, "© Media type"), (300, "Direct Mail")),
                   _line(190, (50, "© Coupon Value"), (300, "$1.50 OFF PACK")))
     assert kv == {"media_type": "Direct Mail", "coupon_value": "$1.50 OFF PACK"}
+
+
+def test_form_label_wrapped_over_lines_and_values_owned_by_the_nearest_label(local):
+    kv = _form_kv(local, _line(100, (50, "EFFECTIVENESS OF THE")), _line(114, (50, "DISTRIBUTION ALLOWANCE:"),
+                                                                          (240, "Has been most helpful")),
+                  _line(160, (50, "EFFECTIVENESS OF"), (300, "WHOLESALE ALLOWANCE:")),
+                  _line(190, (50, "DIRECT ACCOUNT CHAINS:")),
+                  _line(206, (50, "Eagle Foods is the only void in the region.")))
+    assert kv == {"effectiveness_of_the_distribution_allowance": "Has been most helpful",
+                  "direct_account_chains": "Eagle Foods is the only void in the region."}
+
+
+def test_form_value_runs_along_its_row_to_the_next_label(local):
+    kv = _form_kv(local, _line(100, (50, "DIV. NAME / NO:"), (170, "Nassau"), (230, "107"), (400, "DATE:"),
+                               (450, "1/24/97")),
+                  _line(140, (50, "Washington, DC 20036 Tel 202-785-9700 Fax 202-887-0680")))
+    assert kv["div_name_no"] == "Nassau 107" and kv["date"] == "1997-01-24"
+    assert (kv["tel"], kv["fax"]) == ("202-785-9700", "202-887-0680")
+
+
+def test_form_long_labels_instructions_and_ruled_blanks(local):
+    kv = _form_kv(local, _line(100, (50, "RETENTION FILE REORGANIZED AND RE-LABELED BY THE OFFICE:")),
+                  _line(125, (150, "Wayne Baughan")),
+                  _line(200, (50, "AMENDMENT (Attach additional sheets as necessary)")),
+                  _line(225, (150, "see attached")),
+                  _line(300, (50, "Signature: ________")),
+                  _line(325, (50, "Return this form to the personnel office by Friday.")))
+    assert kv == {"retention_file_reorganized_and_re_labeled_by_the_office": "Wayne Baughan",
+                  "amendment_attach_additional_sheets_as_necessary": "see attached"}
+
+
+def test_form_doubted_handwriting_drops_words_but_keeps_figures(local):
+    page = _form(_line(100, (50, "CLIENT NO.:"), (200, "8557.02")), _line(130, (50, "BRAND:"), (200, "Kool Wert")))
+    for line in page["lines"]:
+        line["words"][-1]["confidence"] = line["words"][-2]["confidence"] = 20
+    assert local.extract("form", [page]).data["kv"] == {"client_no": "8557.02"}

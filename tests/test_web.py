@@ -293,6 +293,31 @@ def receipts():
     return {d.name: d for d in quality_corpus.load(root)["receipts"]}
 
 
+def click_total_and_check_its_box(page, card, result: dict, doc, turn: int = 0) -> None:
+    """Click the total: the highlighted box lies over the receipt's printed total line (`turn`: the upload's)."""
+    where = result["provenance"]["total"]
+    record = result["pages"][where["page"] - 1]
+    img = loaded_image(card, where["page"])
+    kv_row(card, "Total").click()
+    page.wait_for_function("spot => { const r = spot.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }",
+                           arg=card.locator(".box.spot:not([hidden])").element_handle())  # scrolled into view
+    page.wait_for_timeout(800)  # the smooth scroll has ended: rows that slid under the still mouse change nothing
+    assert card.locator(".box.spot:not([hidden])").get_attribute("data-key") == "total"
+    box = shown_box(card, img, record)
+    assert box == pytest.approx(where["box"], abs=2 * record["width"] / 1000 + 1)
+    with Image.open(doc.path) as original:
+        size = original.size
+    turned = Image.new("L", size).rotate(turn, expand=True).size
+    upload = to_upload(box, record, turned)
+    xs, ys = zip(*(unrotate(c, turn, turned, size) for c in ((upload[0], upload[1]), (upload[2], upload[3]))))
+    upload = [min(xs), min(ys), max(xs), max(ys)]
+    truth = total_lines(doc.path, doc.fields["total"])
+    assert truth, f"{doc.name}: the truth has no printed total line"
+    assert max(overlap(upload, line) for line in truth) >= 0.6, (doc.name, turn, upload, truth)
+    cx, cy = (upload[0] + upload[2]) / 2, (upload[1] + upload[3]) / 2
+    assert any(b[0] - 3 <= cx <= b[2] + 3 and b[1] - 3 <= cy <= b[3] + 3 for b in truth), (doc.name, turn, upload, truth)
+
+
 def test_a_real_receipt_shows_its_total_where_it_is_printed(service, http, page, receipts):
     page.goto(service.url + "/")
     page.locator("input[name=type][value=document]").check()
@@ -307,9 +332,8 @@ def test_a_real_receipt_shows_its_total_where_it_is_printed(service, http, page,
     else:
         pytest.fail(f"the local extractor read none of the totals of receipts {RECEIPTS} right")
     result = task["result"]
-    where = result["provenance"]["total"]
-    record = result["pages"][where["page"] - 1]
-    img = loaded_image(card, where["page"])
+    record = result["pages"][0]
+    img = loaded_image(card, 1)
     assert img.evaluate("img => img.naturalWidth") == min(1000, record["width"])
 
     # Every text line is a box; low-confidence lines and words stand out.
@@ -321,27 +345,30 @@ def test_a_real_receipt_shows_its_total_where_it_is_printed(service, http, page,
     line = record["lines"][best]
     card.locator(".box.line").nth(best).click()
     info = card.locator(".box-info")
-    assert info.inner_text() == f"Line {best + 1} · “{line['text']}” · confidence {int(line['confidence'] + 0.5)}%"
+    assert info.inner_text().startswith(f"Line {best + 1} · “{line['text']}” · confidence {int(line['confidence'] + 0.5)}%")
 
     # Clicking the total highlights the words it was read from, over the receipt's printed total line.
-    kv_row(card, "Total").click()
-    page.wait_for_function("spot => { const r = spot.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }",
-                           arg=card.locator(".box.spot:not([hidden])").element_handle())  # scrolled into view
-    page.wait_for_timeout(800)  # the smooth scroll has ended: rows that slid under the still mouse change nothing
-    assert card.locator(".box.spot:not([hidden])").get_attribute("data-key") == "total"
-    box = shown_box(card, img, record)
-    assert box == pytest.approx(where["box"], abs=2 * record["width"] / 1000 + 1)
-    with Image.open(doc.path) as original:
-        upload = to_upload(box, record, original.size)
-    truth = total_lines(doc.path, doc.fields["total"])
-    assert truth, f"{doc.name}: the truth has no printed total line"
-    assert max(overlap(upload, line) for line in truth) >= 0.6, (doc.name, upload, truth)
-    cx, cy = (upload[0] + upload[2]) / 2, (upload[1] + upload[3]) / 2
-    assert any(b[0] - 3 <= cx <= b[2] + 3 and b[1] - 3 <= cy <= b[3] + 3 for b in truth), (doc.name, upload, truth)
-
+    click_total_and_check_its_box(page, card, result, doc)
+    # ... and the line it was read from names the facts it gives.
+    total_box = result["provenance"]["total"]["box"]
+    holder = max(range(len(record["lines"])), key=lambda i: overlap(total_box, record["lines"][i]["box"]))
+    card.locator(".box.line").nth(holder).dispatch_event("mouseenter")
+    assert re.search(r"· gives (.+, )?total(,|$)", info.inner_text()), info.inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
     card.screenshot(path=str(ARTIFACTS / f"web-receipt-{doc.name}-total.png"))
     page.screenshot(path=str(ARTIFACTS / "web-receipt-page.png"), full_page=True)
+
+    # The same receipt scanned upside down: OCR turns it, the preview and the boxes turn with it.
+    with Image.open(doc.path) as original:
+        upside_down = png_bytes(original.convert("L").rotate(180))
+    page.locator("#files").set_input_files([{"name": f"{doc.name}-turned.png", "mimeType": "image/png", "buffer": upside_down}])
+    page.locator("#submit").click()
+    card = finished_card(page, f"{doc.name}-turned.png")
+    result = http.get(f"{service.url}/api/tasks/{card.get_attribute('data-id')}").json()["result"]
+    assert result["pages"][0]["rotation"] == 180
+    assert quality_score.amount(result["kv"].get("total")) == quality_score.amount(doc.fields["total"])
+    click_total_and_check_its_box(page, card, result, doc, turn=180)
+    card.screenshot(path=str(ARTIFACTS / f"web-receipt-{doc.name}-turned.png"))
     assert page.problems == []
 
 

@@ -38,6 +38,7 @@ _CAPS_WORD = re.compile(r"^[\W_]*[A-Z][A-Z/&#.()'-]*[\W_]*$|^[/&#(+—–-]+$")
 _INLINE_COLON = re.compile(r"^([A-Za-z][A-Za-z.#]+:)([^/\s].*)$")
 _BOX = re.compile(r"^\s*[©@☐□■❑☑☒]\s")  # a check box read in front of its label ("© Media type")
 _PAGE_NUMBER = re.compile(r"(?i)^\W*page\s+\d+(\s+of\s+\d+)?\W*$")  # "PAGE 1 OF 2": no field
+_RULE = re.compile(r"_{3,}|\.{4,}|…{2,}")
 _NUMBER = re.compile(r"[+(]?\d[\d ()./-]{5,}\d\)?")  # a telephone or account number
 _CONTACT = re.compile(r"(?i)^(tel|tel\.|telephone|phone|fax|telex|telefax)$")
 
@@ -50,6 +51,7 @@ class Cell:
     colon: bool = False
     row: int = 0  # index of the page line the cell came from
     checkbox: bool = False  # a check box printed in front of the label: its value is whatever is right of it
+    ruled: bool = False  # a rule line follows the label ("Signature ______"): its value is on it, never below
     used: bool = False
 
     @property
@@ -188,20 +190,21 @@ def _classify(span: Span, row: int) -> Cell:
         label, value = split
         value = value.strip()
         if not value or BLANK.fullmatch(value):
-            return Cell(span, label, None, True, row)
+            return Cell(span, label, None, True, row, ruled=_RULE.search(value) is not None)
         colon = span.text.index(":") if ":" in span.text else span.text.index(";")
         tail = span.tail(colon + 1)
         return Cell(span, label, tail if tail.words else None, True, row)
     head = span.text.rstrip(" _.-—")
-    if head.endswith(":") and len(head.split()) <= 14 and not re.search(r"\d", head) \
+    if head.endswith((":", "?")) and len(head.split()) <= 14 and not re.search(r"\d", head) \
             and (head.isupper() or label_like(head[:-1])):
-        return Cell(span, head[:-1].strip(STRIP), None, True, row)  # a long label alone: "RECORDS ... BY:"
+        # a long label alone ("RECORDS ... BY:"), or a question ("Pack and/or Carton?")
+        return Cell(span, head[:-1].strip(STRIP), None, True, row)
     if _BOX.match(span.text) and sum(c.isalpha() for c in span.text) >= 3:
         return Cell(span, span.text.strip(STRIP), None, False, row, checkbox=True)
     if _PAGE_NUMBER.match(span.text):
         return Cell(span, None, None, False, row)
     if weak_label(span.text):
-        return Cell(span, span.text.strip(STRIP), None, False, row)
+        return Cell(span, span.text.strip(STRIP), None, False, row, ruled=_RULE.search(span.text) is not None)
     # "STUDY NUMBER I-7016.401", "No. of Pages 37": a label naming a field, then the value in figures
     # or (after capitals) in mixed case
     words = span.words

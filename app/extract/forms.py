@@ -44,6 +44,8 @@ def form_pairs(page: Page) -> list[Pair]:
         if right is not None and right.label is None and not right.used:
             out.append(_pair(cell, _run_on(_rest_of_row(right, units, lh), cell, units, lh), page))
             continue
+        if cell.ruled:
+            continue
         under = _below(cell, units, lh, reach=REACH)
         if under is None or under.label is not None or under.used or _owner(under, units) is not cell:
             continue
