@@ -210,8 +210,8 @@ class Tesseract:
                     kept, kept_pdf, kept_image = second, second_pdf, second_image
         layers = {id(kept): kept_pdf}
 
-        def again(variant: Image.Image) -> PageText:
-            page, pdf = self._reading(variant, lang, limit, layer is not None)
+        def again(variant: Image.Image, psm: int | None = None) -> PageText:
+            page, pdf = self._reading(variant, lang, limit, layer is not None, psm=psm)
             layers[id(page)] = pdf
             return page
         kept = ocr_passes.second_reading(again, kept_image, kept)
@@ -230,13 +230,17 @@ class Tesseract:
         page.deskew = angle
         return page, pdf, image
 
-    def _recognise(self, image: Image.Image, lang: str, limit: float) -> PageText:
+    def _recognise(self, image: Image.Image, lang: str, limit: float, psm: int | None = None) -> PageText:
         """One tesseract run on the image as it is: its reading."""
-        return self._reading(image, lang, limit, False)[0]
+        return self._reading(image, lang, limit, False, psm=psm)[0]
 
-    def _reading(self, image: Image.Image, lang: str, limit: float, with_pdf: bool) -> tuple[PageText, bytes | None]:
-        """One tesseract run: the reading, and with_pdf its text-only PDF page from the same run."""
+    def _reading(self, image: Image.Image, lang: str, limit: float, with_pdf: bool,
+                 psm: int | None = None) -> tuple[PageText, bytes | None]:
+        """One tesseract run: the reading, and with_pdf its text-only PDF page from the same run;
+        psm: a page segmentation mode instead of tesseract's automatic layout analysis."""
         config = "-c tessedit_create_tsv=1 -c tessedit_create_txt=0" + (" -c textonly_pdf=1" if with_pdf else "")
+        if psm is not None:
+            config += f" --psm {int(psm)}"
         with self._files() as base:
             self._save_input(image, base)
             self._call(_run, base, "tsv pdf" if with_pdf else "tsv", lang, config, limit, limit=limit)

@@ -3,7 +3,13 @@
 Small print on a receipt scanned at low resolution, faint thermal paper or broken strokes read
 with low confidence; reading the page again enlarged (tesseract prefers a cap height of 30 px or
 more) and with its dark strokes thickened often recovers dates and amounts. The second reading
-costs about one more tesseract run per weak page; strong pages are never read twice.
+costs about one more tesseract run per weak page.
+
+A page that still holds no date after that (a receipt whose date line tesseract dropped or misread,
+weak or not) is read once more, the same image as one uniform block of text (`--psm 6`): that finds
+lines the automatic layout analysis skipped. It is kept only when it finds a date. Pages of running
+text (MAX_UNDATED_WORDS words or more, a contract's or a letter's) often carry no date at all and are
+not read again.
 """
 from __future__ import annotations
 
@@ -16,6 +22,8 @@ MIN_WORDS = 25  # or fewer words than this (little text: maybe a faint or tiny s
 TARGET_LINE_HEIGHT = 48  # px: enlarge pages whose median line is shorter (about 2x for receipts), up to MAX_SCALE
 MAX_SCALE = 2.5
 MAX_PIXELS = 30_000_000  # never enlarge past this (time and memory)
+MAX_UNDATED_WORDS = 300  # undated pages with fewer words get the block reading (receipts: up to ~280 words)
+BLOCK_PSM = 6  # tesseract page segmentation mode: a single uniform block of text
 _GOOD_WORD = re.compile(r"[A-Za-z0-9]{2}")
 
 
@@ -87,13 +95,28 @@ def rescaled(page, scale: float, size: tuple[int, int]):
 
 
 def second_reading(recognise, image: Image.Image, first):
-    """`first`, or a reading of the variant when the page is weak and the variant reads better (`better`).
+    """The reading kept after the passes: `first`, or a reading of the variant when the page is weak
+    and the variant reads better (`better`); then, when that holds no date, the block reading if it
+    finds one (`block_reading`).
 
-    recognise(image) -> PageText: one tesseract run (the caller's language and time limit).
+    recognise(image, psm=None) -> PageText: one tesseract run (the caller's language and time limit),
+    with psm a page segmentation mode instead of tesseract's automatic one.
     """
-    if not weak(first):
-        return first
-    again, scale = variant(image, first)
-    second = rescaled(recognise(again), scale, image.size)
-    second.rotation, second.deskew = first.rotation, first.deskew
-    return second if better(second, first) else first
+    kept = first
+    if weak(first):
+        again, scale = variant(image, first)
+        second = rescaled(recognise(again), scale, image.size)
+        second.rotation, second.deskew = first.rotation, first.deskew
+        if better(second, first):
+            kept = second
+    return block_reading(recognise, image, kept)
+
+
+def block_reading(recognise, image: Image.Image, kept):
+    """`kept`, or the same image read as one block of text (`--psm 6`) when `kept` holds no date, is
+    not a page of running text, and the block reading finds a date."""
+    if _dated(kept) or kept.word_count >= MAX_UNDATED_WORDS:
+        return kept
+    block = recognise(image, psm=BLOCK_PSM)
+    block.rotation, block.deskew = kept.rotation, kept.deskew
+    return block if _dated(block) else kept
