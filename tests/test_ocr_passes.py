@@ -1,4 +1,5 @@
-"""The second OCR reading of weak pages: taken only for weak pages, kept only when better, boxes in page pixels."""
+"""The second OCR reading of weak pages: taken only for weak pages, kept only when better, boxes in page pixels;
+the block reading of pages still without a date: kept only when it finds one."""
 import pytest
 
 from app import ocr, ocr_passes, pages
@@ -14,9 +15,9 @@ def engine():
 def _counting(engine, lang="eng"):
     calls = []
 
-    def recognise(image):
-        calls.append(image.size)
-        return engine._recognise(image, lang, 120)
+    def recognise(image, psm=None):
+        calls.append((image.size, psm))
+        return engine._recognise(image, lang, 120, psm)
     return recognise, calls
 
 
@@ -43,8 +44,10 @@ def test_a_weak_receipt_is_read_again_and_keeps_the_better_reading(engine):
     else:
         pytest.skip("no weak receipt in the corpus")
     kept = ocr_passes.second_reading(recognise, image, first)
-    assert len(calls) == 2
-    assert kept is first or ocr_passes.better(kept, first)
+    assert len(calls) in (2, 3) and calls[1][1] is None
+    blocked = calls[2:] == [(image.size, ocr_passes.BLOCK_PSM)]
+    assert len(calls) == 2 or blocked  # a third run only as the block reading of the page's own image
+    assert kept is first or ocr_passes.better(kept, first) or (blocked and ocr_passes._dated(kept))
     assert (kept.width, kept.height) == image.size
     for line in kept.lines:
         left, top, right, bottom = line["box"]
@@ -84,3 +87,40 @@ def test_without_dates_the_weightier_reading_wins():
     clear = _reading(("SHOP SDN BHD", 90), ("TOTAL 12.50", 90))
     noisy = _reading(("SH0P SDN", 60), ("TOTAL 12.50 1.20.5", 60))  # 1.20.5 is no date
     assert ocr_passes.better(clear, noisy) and not ocr_passes.better(noisy, clear)
+
+
+def _undated(lines):
+    return [line for line in lines if not line.startswith("Date")]
+
+
+def test_an_undated_strong_page_gets_one_block_reading_kept_only_with_a_date(engine):
+    image = ocr.prepare(draw_page(_undated(receipt_lines())))
+    recognise, calls = _counting(engine)
+    first = recognise(image)
+    assert not ocr_passes.weak(first) and not ocr_passes._dated(first)
+    kept = ocr_passes.second_reading(recognise, image, first)
+    assert calls == [(image.size, None), (image.size, ocr_passes.BLOCK_PSM)]
+    assert kept is first  # the block reading finds no date either
+
+
+def test_the_block_reading_that_finds_the_date_is_kept(engine):
+    undated = ocr.prepare(draw_page(_undated(receipt_lines())))
+    dated = ocr.prepare(draw_page(receipt_lines()))
+    recognise, calls = _counting(engine)
+    lost = recognise(undated)  # a reading that lost the date line
+    lost.rotation, lost.deskew = 90, 0.5
+    kept = ocr_passes.block_reading(recognise, dated, lost)
+    assert calls[-1] == (dated.size, ocr_passes.BLOCK_PSM)
+    assert kept is not lost and ocr_passes._dated(kept)
+    assert (kept.rotation, kept.deskew) == (90, 0.5) and (kept.width, kept.height) == dated.size
+
+
+def test_a_page_of_running_text_without_a_date_is_read_once(engine):
+    words = "the parties agree that each of them shall keep the other party's information confidential".split()
+    lines = [" ".join(words[(i + j) % len(words)] for j in range(9)) for i in range(40)]
+    image = ocr.prepare(draw_page(lines, font_size=24, margin=60, line_gap=1.5))
+    recognise, calls = _counting(engine)
+    first = recognise(image)
+    assert first.word_count >= ocr_passes.MAX_UNDATED_WORDS and not ocr_passes._dated(first)
+    assert ocr_passes.second_reading(recognise, image, first) is first
+    assert len(calls) == 1 + ocr_passes.weak(first)
