@@ -356,3 +356,10 @@ def test_form_doubted_handwriting_drops_words_but_keeps_figures(local):
     for line in page["lines"]:
         line["words"][-1]["confidence"] = line["words"][-2]["confidence"] = 20
     assert local.extract("form", [page]).data["kv"] == {"client_no": "8557.02"}
+
+
+def test_form_capital_label_starting_with_the_figure_it_is_about(local):
+    kv = _form_kv(local, _line(100, (50, "$7.00 CARTON COUPON/BUYDOWN: Effective in those retail calls")),
+                  _line(130, (50, "40c OFF PACK: Well received")),
+                  _line(160, (50, "12 boxes: sent on Monday")))
+    assert kv == {"7_00_carton_coupon_buydown": "Effective in those retail calls", "40c_off_pack": "Well received"}

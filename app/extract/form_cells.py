@@ -40,6 +40,7 @@ _BOX = re.compile(r"^\s*[©@☐□■❑☑☒]\s")  # a check box read in front
 _PAGE_NUMBER = re.compile(r"(?i)^\W*page\s+\d+(\s+of\s+\d+)?\W*$")  # "PAGE 1 OF 2": no field
 _RULE = re.compile(r"_{3,}|\.{4,}|…{2,}")
 _NUMBER = re.compile(r"[+(]?\d[\d ()./-]{5,}\d\)?")  # a telephone or account number
+_FIGURE = re.compile(r"^[$€£]?\d[\d.,]*[¢c%]?$|^[$€£]$")  # "$7.00", "40c", "$": a figure naming an offer
 _CONTACT = re.compile(r"(?i)^(tel|tel\.|telephone|phone|fax|telex|telefax)$")
 
 
@@ -194,6 +195,8 @@ def _classify(span: Span, row: int) -> Cell:
         colon = span.text.index(":") if ":" in span.text else span.text.index(";")
         tail = span.tail(colon + 1)
         return Cell(span, label, tail if tail.words else None, True, row)
+    if (cell := _figure_label(span, row)) is not None:
+        return cell
     head = span.text.rstrip(" _.-—")
     if head.endswith((":", "?")) and len(head.split()) <= 14 and not re.search(r"\d", head) \
             and (head.isupper() or label_like(head[:-1])):
@@ -221,3 +224,24 @@ def _classify(span: Span, row: int) -> Cell:
         if rest and weak_label(head) and sum(c.isalpha() for c in head) >= 3 and re.search(r"[a-z\d]", rest[0].text):
             return Cell(span, head.strip(STRIP), Span(span.page, rest, confidence=span.confidence), False, row)
     return Cell(span, None, None, False, row)
+
+
+def _figure_label(span: Span, row: int) -> Cell | None:
+    """ "$7.00 CARTON COUPON/BUYDOWN: Effective in ...": a label in capitals may start with the figure it
+    is about (a price, an offer); text labels start with a letter, so split_label leaves these alone."""
+    words = span.words
+    figures = 0
+    while figures < len(words) and _FIGURE.match(words[figures].text):
+        figures += 1
+    if not 0 < figures <= 2:
+        return None
+    end = next((i for i, w in enumerate(words[:8]) if w.text.endswith(":")), None)
+    if end is None or end < figures:
+        return None
+    head = words[figures:end + 1]
+    if not all(_CAPS_WORD.match(w.text) for w in head) or sum(c.isalpha() for w in head for c in w.text) < 6:
+        return None
+    label = " ".join(w.text for w in words[:end + 1]).rstrip(":").strip(STRIP.replace("$", ""))
+    rest = [w for w in words[end + 1:] if not BLANK.fullmatch(w.text)]
+    value = Span(span.page, rest, confidence=span.confidence) if rest else None
+    return Cell(span, label, value, True, row)
