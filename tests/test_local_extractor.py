@@ -363,3 +363,13 @@ def test_form_capital_label_starting_with_the_figure_it_is_about(local):
                   _line(130, (50, "40c OFF PACK: Well received")),
                   _line(160, (50, "12 boxes: sent on Monday")))
     assert kv == {"7_00_carton_coupon_buydown": "Effective in those retail calls", "40c_off_pack": "Well received"}
+
+
+def test_form_list_of_short_values_under_a_label(local):
+    kv = _form_kv(local, _line(100, (300, "ITEMS")),
+                  _line(128, (216, "."), (308, "BASEBALL CAP")),
+                  _line(156, (307, "WATER BOTTLES")),
+                  _line(184, (309, "1500")),
+                  _line(300, (50, "SUBJECT:")), _line(318, (55, "Kool Waterfall")),
+                  _line(346, (55, "Sent by mail to all offices.")))
+    assert kv == {"items": "BASEBALL CAP", "items_2": "WATER BOTTLES", "subject": "Kool Waterfall"}

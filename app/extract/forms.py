@@ -50,8 +50,36 @@ def form_pairs(page: Page) -> list[Pair]:
         if under is None or under.label is not None or under.used or _owner(under, units) is not cell:
             continue
         under.used = True
-        out.append(_pair(cell, _run_on(under.span, cell, units, lh, below_label=True), page))
+        value = _run_on(under.span, cell, units, lh, below_label=True)
+        out.append(_pair(cell, value, page))
+        if value is under.span:
+            out += [_pair(cell, item.span, page) for item in _list_under(under, cell, units, lh)]
     return [p for p in out if p.value and re.search(r"[A-Za-z0-9]", p.value)]
+
+
+def _list_under(first: Cell, label: Cell, units: list[Cell], lh: float, *, max_items: int = 12) -> list[Cell]:
+    """A column of short one-line values under a label, a blank line apart ("ITEMS" / "BASEBALL CAP" /
+    "WATER BOTTLES"): each line is one more value of the label, not the run-on of the first."""
+    items, last = [], first
+    while len(items) < max_items and _short_item(last):
+        nxt = _below(last, units, lh, reach=2.0)
+        if nxt is None or nxt.used or nxt.label is not None or not _short_item(nxt) \
+                or abs(nxt.box[0] - last.box[0]) > 1.5 * lh or _anything_left_of(nxt, units) \
+                or _owner(nxt, units) is not label or _has_figures(nxt) != _has_figures(first):
+            break  # the items of a list are alike: all figures ("1500", "500") or all words
+        nxt.used = True
+        items.append(nxt)
+        last = nxt
+    return items
+
+
+def _short_item(cell: Cell) -> bool:
+    words, text = cell.span.words, cell.span.text
+    return 0 < len(words) <= 4 and len(re.findall(r"[A-Za-z0-9]", text)) >= 3 and not text.rstrip().endswith((".", ",", ";"))
+
+
+def _has_figures(cell: Cell) -> bool:
+    return bool(re.search(r"\d", cell.span.text))
 
 
 def _wrapped_label(cell: Cell, units: list[Cell], lh: float) -> None:
@@ -238,5 +266,7 @@ def _run_on(value: Span, label: Cell, units: list[Cell], lh: float, *, below_lab
 
 
 def _anything_left_of(cell: Cell, units: list[Cell]) -> bool:
-    """The cell is not where a line of a value starts: something sits on its row to its left."""
-    return any(c is not cell and c.row == cell.row and c.box and c.box[2] <= cell.box[0] + 2 for c in units)
+    """The cell is not where a line of a value starts: something sits on its row to its left (stray
+    marks OCR reads off rule lines, "." or "_", aside)."""
+    return any(c is not cell and c.row == cell.row and c.box and c.box[2] <= cell.box[0] + 2
+               and re.search(r"[A-Za-z0-9]", c.span.text) for c in units)
