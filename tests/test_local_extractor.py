@@ -373,3 +373,11 @@ def test_form_list_of_short_values_under_a_label(local):
                   _line(300, (50, "SUBJECT:")), _line(318, (55, "Kool Waterfall")),
                   _line(346, (55, "Sent by mail to all offices.")))
     assert kv == {"items": "BASEBALL CAP", "items_2": "WATER BOTTLES", "subject": "Kool Waterfall"}
+
+
+def test_form_paragraph_of_tight_lines_whose_boxes_overlap(local):
+    kv = _form_kv(local, _line(100, (50, "NOTE: THIS MESSAGE IS INTENDED ONLY FOR THE ADDRESSEE"), height=28),
+                  _line(113, (60, "AND MAY CONTAIN PRIVILEGED INFORMATION. If you are not"), height=28),
+                  _line(126, (60, "the intended recipient, please call us."), height=28))
+    assert kv == {"note": "THIS MESSAGE IS INTENDED ONLY FOR THE ADDRESSEE AND MAY CONTAIN PRIVILEGED "
+                          "INFORMATION. If you are not the intended recipient, please call us."}

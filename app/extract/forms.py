@@ -251,8 +251,8 @@ def _run_on(value: Span, label: Cell, units: list[Cell], lh: float, *, below_lab
         nxt = None
         for c in units:
             cb = c.box
-            if c.used or not cb or (cb[1] + cb[3]) - (last[1] + last[3]) < lh or cb[1] - last[3] > 0.8 * lh:
-                continue  # centres at least half a line apart, and no blank line between
+            if c.used or not cb or (cb[1] + cb[3]) - (last[1] + last[3]) < 0.6 * lh or cb[1] - last[3] > 0.8 * lh:
+                continue  # a lower line (OCR boxes of tight lines overlap: centres a third of a line apart will do), no blank line between
             if not any(abs(cb[0] - x) <= 1.5 * lh for x in lefts):
                 continue
             if nxt is None or cb[1] < nxt.box[1]:
