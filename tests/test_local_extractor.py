@@ -381,3 +381,12 @@ def test_form_paragraph_of_tight_lines_whose_boxes_overlap(local):
                   _line(126, (60, "the intended recipient, please call us."), height=28))
     assert kv == {"note": "THIS MESSAGE IS INTENDED ONLY FOR THE ADDRESSEE AND MAY CONTAIN PRIVILEGED "
                           "INFORMATION. If you are not the intended recipient, please call us."}
+
+
+def test_form_ruled_table_header_read_with_bars_and_mixed_case(local):
+    # OCR reads the column rules as bars and the capitals of a faint header in mixed case
+    kv = _form_kv(local, _line(100, (50, "NAME OF AcCOUNT | voLUME | sToRes|")),
+                  _line(125, (50, "Pollock Candy")),
+                  _line(137, (50, "McKeesport Co."), (180, "521/42"), (245, "150")))
+    assert kv == {"name_of_account": "Pollock Candy", "name_of_account_2": "McKeesport Co.",
+                  "volume": "521/42", "stores": "150"}

@@ -110,9 +110,10 @@ def cells(page: Page, lh: float) -> list[Cell]:
     for row, line in enumerate(page.lines):
         parts = phrases(line)
         for phrase in parts:
-            for span in _split_contacts(_split_inner(_unglue(phrase))):
+            spans = _split_contacts([s for part in _split_inner(_unglue(_recase(phrase))) for s in _split_bars(part)])
+            for span in spans:
                 cell = _classify(span, row)
-                if cell.lone and not cell.colon and len(parts) == 1 and _centred(span, page):
+                if cell.lone and not cell.colon and len(parts) == 1 and len(spans) == 1 and _centred(span, page):
                     cell = Cell(span, None, None, False, row)  # a title ("FACSIMILE COVER SHEET"), not a label
                 if cell.label is not None and sum(c.isalpha() for c in cell.label) < 3 \
                         and fold(cell.label).strip(" .#") not in _SHORT_LABELS:
@@ -124,6 +125,21 @@ def cells(page: Page, lh: float) -> list[Cell]:
 def _centred(span: Span, page: Page) -> bool:
     box = span.box
     return bool(box and page.width) and abs((box[0] + box[2]) / 2 - page.width / 2) < 0.06 * page.width
+
+
+def _recase(span: Span) -> Span:
+    """Capitals OCR read in mixed case ("AcCOUNT", "voLUME", "sToREs") back in capitals, so a header
+    reads as labels; names in mixed case ("McKeesport") have more small letters than capitals."""
+    words = [Word(w.text.upper(), w.box, w.confidence) if _miscased(w.text) else w for w in span.words]
+    changed = any(a is not b for a, b in zip(words, span.words))
+    return Span(span.page, words, confidence=span.confidence) if changed else span
+
+
+def _miscased(text: str) -> bool:
+    if re.search(r"\d", text):
+        return False
+    turns = len(re.findall(r"[a-z][A-Z]", text))
+    return turns >= 2 or turns == 1 and sum(c.isupper() for c in text) >= sum(c.islower() for c in text)
 
 
 def _unglue(span: Span) -> Span:
@@ -169,6 +185,35 @@ def _split_inner(span: Span) -> list[Span]:
         return [span]
     bounds = cuts + [len(words)]
     return [Span(span.page, words[a:b], confidence=span.confidence) for a, b in zip(bounds, bounds[1:])]
+
+
+def _split_bars(span: Span) -> list[Span]:
+    """ "NAME OF ACCOUNT | VOLUME | STORES": OCR reads a ruled table's column lines as bars; each bar
+    between words ends a cell (a bar at either end of the line is a border and is only dropped)."""
+    parts, current = [], []
+    for w in span.words:
+        text = w.text
+        if re.fullmatch(r"\W*\|\W*", text):
+            parts.append(current)
+            current = []
+            continue
+        if text.startswith("|") and len(text) > 1:
+            parts.append(current)
+            current = []
+        current.append(w)
+        if text.rstrip("'\".,;:]").endswith("|"):
+            parts.append(current)
+            current = []
+    parts.append(current)
+    parts = [p for p in parts if p and any(re.search(r"[A-Za-z0-9]", w.text) for w in p)]
+    if len(parts) < 2:
+        return [span]
+    return [Span(span.page, [_unbarred(w) for w in p], confidence=span.confidence) for p in parts]
+
+
+def _unbarred(word: Word) -> Word:
+    text = word.text.strip("|'‘“\".;,]")
+    return word if text == word.text or not text else Word(text, word.box, word.confidence)
 
 
 def _split_contacts(spans: list[Span]) -> list[Span]:

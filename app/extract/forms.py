@@ -148,7 +148,9 @@ def _table(heads: list[Cell], units: list[Cell], lh: float, *, max_rows: int = 2
                    key=lambda c: (c.box[1] + c.box[3]) / 2)
     rows: list[list[Cell]] = []
     for c in below:
-        if rows and _same_row(_union_box(rows[-1]), c.box):
+        # a row by its first cell's centre: OCR boxes of tight rows run tall and overlap the next row
+        if rows and (_same_row(rows[-1][0].box, c.box) or _same_row(c.box, rows[-1][0].box)) \
+                and abs(_centre(c.box) - _centre(rows[-1][0].box)) <= 0.5 * lh:
             rows[-1].append(c)
         else:
             rows.append([c])
@@ -173,7 +175,8 @@ def _table(heads: list[Cell], units: list[Cell], lh: float, *, max_rows: int = 2
             break
         for c in row:
             c.used = True
-        if previous is not None and len(columns) == 1 and gap < 0.6 * lh and next(iter(columns)) in previous:
+        if previous is not None and len(columns) == 1 and gap < 0.6 * lh and next(iter(columns)) in previous \
+                and len(previous) > 1:  # a wrapped cell of a fuller row; a list of one-column rows stays rows
             only = next(iter(columns))
             previous[only].extend(sorted(columns[only], key=lambda w: w.box[0]))
         else:
@@ -184,6 +187,10 @@ def _table(heads: list[Cell], units: list[Cell], lh: float, *, max_rows: int = 2
                 previous[i] = words
         last_bottom = box[3]
     return [(head, Span(head.span.page, words)) for head, words in cells_out]
+
+
+def _centre(box) -> float:
+    return (box[1] + box[3]) / 2
 
 
 def _column_of(heads: list[Cell], x: float, lh: float) -> int | None:
