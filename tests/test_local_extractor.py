@@ -390,3 +390,15 @@ def test_form_ruled_table_header_read_with_bars_and_mixed_case(local):
                   _line(137, (50, "McKeesport Co."), (180, "521/42"), (245, "150")))
     assert kv == {"name_of_account": "Pollock Candy", "name_of_account_2": "McKeesport Co.",
                   "volume": "521/42", "stores": "150"}
+
+
+def test_form_doubted_words_kept_in_a_table_column_under_its_header(local):
+    page = _form(_line(100, (50, "NAME OF ACCOUNT"), (250, "CITY")),
+                 _line(125, (50, "Kroger"), (250, "Dayton")),
+                 _line(150, (50, "WH Smith"), (250, "a")),
+                 _line(300, (50, "BRAND:"), (200, "Kool Wert")))
+    for line in page["lines"][1:]:
+        for word in line["words"]:
+            word["confidence"] = 20
+    kv = local.extract("form", [page]).data["kv"]
+    assert kv == {"name_of_account": "Kroger", "city": "Dayton", "name_of_account_2": "WH Smith"}

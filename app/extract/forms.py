@@ -3,7 +3,8 @@
 A page is read as cells (app/extract/form_cells.py). A lone label takes the text to its right on the
 same row (up to the next label), else the text below it in its column that no nearer label owns; a row
 of lone labels is a header row over a row (or a table) of values. A value runs on over the lines right
-under it and stops at the next label; a label printed over two lines is read whole.
+under it and stops at the next label; a label printed over two lines is read whole. Short alike
+values stacked a blank line apart under a label are a list, one value each.
 """
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ from .labels import Pair, clean_value
 from .layout import Page, Span, Word, union
 
 REACH = 3.5  # line heights from a label down to the value under it
+
+
+class TableCell(Pair):
+    """A value read in a table's column under its header: where a value is expected, so kept even when
+    OCR doubts the handwriting in it."""
 
 
 def form_pairs(page: Page) -> list[Pair]:
@@ -34,7 +40,7 @@ def form_pairs(page: Page) -> list[Pair]:
     for row in sorted(by_row):
         heads = _header(by_row[row], units)
         if heads:
-            out += [_pair(head, span, page) for head, span in _table(heads, units, lh)]
+            out += [TableCell(**vars(_pair(head, span, page))) for head, span in _table(heads, units, lh)]
     for cell in units:
         if not cell.lone or not cell.box or cell.used:
             continue
