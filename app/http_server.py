@@ -28,7 +28,8 @@ from . import jsonio
 
 logger = logging.getLogger(__name__)
 
-DRAIN_LIMIT = 64 * 1024 * 1024  # bytes of a refused body read and dropped (within the body deadline) before its 413
+DRAIN_LIMIT = 64 * 1024 * 1024  # bytes of a refused body read and dropped before its 413 ...
+DRAIN_PAUSE = 0.25  # ... while no gap between its pieces is longer than this (seconds)
 
 DISCONNECTED = "docproc.disconnected"  # environ key: a threading.Event set when the client has gone
 
@@ -173,7 +174,14 @@ class HttpServer:
             return
         if read is None:
             return  # the client left before its body was in
-        body, length = read
+        body, length, refused_rest = read
+        if refused_rest:
+            try:
+                async with asyncio.timeout(self.body_timeout):
+                    if not await _drop_body(receive, DRAIN_LIMIT):
+                        return  # the client left
+            except TimeoutError:
+                pass  # a trickle is answered (413) at the body deadline
         disconnected = threading.Event()
         watcher = asyncio.create_task(_watch_disconnect(receive, disconnected))
         try:
@@ -186,16 +194,12 @@ class HttpServer:
         finally:
             watcher.cancel()
 
-    async def _read_body(self, scope, receive) -> tuple[bytes, int | None] | None:
-        """The body, or as much of it as shows it is over the limit, and the length to tell the app if it
-        changed; None when the client went away."""
+    async def _read_body(self, scope, receive) -> tuple[bytes, int | None, bool] | None:
+        """The body, or as much of it as shows it is over the limit; the length to tell the app if it
+        changed; and whether a refused rest is still to come. None when the client went away."""
         declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            # Refused from the headers by the app; a bounded excess is read and dropped first, so that a
-            # client still sending gets the 413 instead of a reset connection.
-            if int(declared) <= self.max_body + DRAIN_LIMIT and not await _drop_body(receive, DRAIN_LIMIT + self.max_body):
-                return None
-            return b"", None
+            return b"", None, True  # refused from the headers by the app; the body is never kept
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -204,13 +208,11 @@ class HttpServer:
             chunk = message.get("body", b"")
             chunks.append(chunk)
             size += len(chunk)
-            if size > self.max_body:
-                if message.get("more_body") and not await _drop_body(receive, DRAIN_LIMIT):
-                    return None
-                return b"".join(chunks), size  # the app sees a declared length over the limit: 413
+            if size > self.max_body:  # the app sees a declared length over the limit: 413
+                return b"".join(chunks), size, bool(message.get("more_body"))
             if not message.get("more_body"):
                 break
-        return b"".join(chunks), (size if declared is None else None)
+        return b"".join(chunks), (size if declared is None else None), False
 
     def _call_app(self, environ: dict, send, disconnected: threading.Event):
         """Run the app on a pool thread: a body of known length comes back whole; a stream is sent as it comes."""
@@ -241,10 +243,16 @@ class HttpServer:
 
 
 async def _drop_body(receive, limit: int) -> bool:
-    """Read the rest of a refused body without keeping it, up to `limit` bytes; False when the client left."""
+    """Read and drop the rest of a refused body while it keeps coming (up to `limit` bytes), so that a
+    client still sending reads the 413 instead of a reset; one that pauses is answered at once.
+    False when the client left."""
     dropped = 0
     while dropped <= limit:
-        message = await receive()
+        try:
+            async with asyncio.timeout(DRAIN_PAUSE):
+                message = await receive()
+        except TimeoutError:
+            return True
         if message["type"] == "http.disconnect":
             return False
         dropped += len(message.get("body", b""))

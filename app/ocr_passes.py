@@ -30,6 +30,27 @@ def quality(page) -> float:
                if w["confidence"] >= 50 and _GOOD_WORD.search(w["text"]))
 
 
+_DATE = re.compile(r"(?<![\d.,])(\d{1,2})\s?([-/.])\s?(\d{1,2})\s?\2\s?(?:19|20)?\d{2}(?![\d.,])"
+                   r"|(?<![\d.,])(?:19|20)\d{2}([-/.])(\d{1,2})\4(\d{1,2})(?![\d.,])"
+                   r"|(?<!\d)\d{1,2}\s*(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?[\s,]*(?:19|20)\d{2}(?!\d)", re.I)
+
+
+def _dated(page) -> bool:
+    """The reading holds something shaped like a date (what small print most often loses to a misread digit)."""
+    for line in page.lines:
+        for m in _DATE.finditer(line["text"]):
+            a, b = (int(m[1]), int(m[3])) if m[1] else (int(m[5]), int(m[6])) if m[5] else (1, 1)
+            if 1 <= min(a, b) and (max(a, b) <= 12 or (min(a, b) <= 12 and max(a, b) <= 31)):
+                return True
+    return False
+
+
+def better(second, first) -> bool:
+    """A reading that finds a date where the other finds none is the better one; else the one whose
+    believable words weigh more."""
+    return (_dated(second), quality(second)) > (_dated(first), quality(first))
+
+
 def _line_height(page) -> float:
     heights = sorted(line["box"][3] - line["box"][1] for line in page.lines if line.get("box"))
     return heights[len(heights) // 2] if heights else 0.0
@@ -66,7 +87,7 @@ def rescaled(page, scale: float, size: tuple[int, int]):
 
 
 def second_reading(recognise, image: Image.Image, first):
-    """`first`, or a reading of the variant when the page is weak and the variant reads better.
+    """`first`, or a reading of the variant when the page is weak and the variant reads better (`better`).
 
     recognise(image) -> PageText: one tesseract run (the caller's language and time limit).
     """
@@ -75,4 +96,4 @@ def second_reading(recognise, image: Image.Image, first):
     again, scale = variant(image, first)
     second = rescaled(recognise(again), scale, image.size)
     second.rotation, second.deskew = first.rotation, first.deskew
-    return second if quality(second) > quality(first) else first
+    return second if better(second, first) else first

@@ -19,7 +19,10 @@ from app import ocr, pages
 REPO = Path(__file__).resolve().parent.parent
 CACHE_DIR = REPO / "bench" / "out" / "quality-cache"
 PDF_DPI = 150  # the service's default DOCPROC_PDF_DPI
-_PIPELINE_SOURCES = ("app/ocr.py", "app/pages.py", "app/ocr_passes.py", "bench/quality_ocr.py")
+# Every module whose code changes what a page reads as: decoding, PDF text layers and rendering, deskew,
+# the passes.
+_PIPELINE_SOURCES = ("app/ocr.py", "app/pages.py", "app/ocr_passes.py", "app/deskew.py", "app/pdf.py",
+                     "app/pdf_forms.py", "app/textcheck.py", "bench/quality_ocr.py")
 
 
 @dataclass

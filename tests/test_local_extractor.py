@@ -131,6 +131,59 @@ def test_impossible_dates_are_ignored(local):
     assert "date" not in local.extract("document", ["Note\nCode 31/02/2024 and 2024-13-01"]).data["kv"]
 
 
+@pytest.mark.parametrize("written, iso", [
+    ("LB/05/18", "2018-05-18"),  # L and B read for 1 and 8
+    ("I8-O5-2O18", "2018-05-18"),
+    ("2S/I2/2OI7", "2017-12-25"),
+    ("09/04/2078 10:52", "2018-04-09"),  # a 1 read as 7 puts the year decades ahead
+    ("21/05/20 18", "2018-05-21"),  # a space inside the year
+    ("21/05/ 18 10:52", "2018-05-21"),
+    ("21/05/20 16:30", "2020-05-21"),  # a two-digit year and the time
+])
+def test_dates_read_through_ocr_lookalikes(local, written, iso):
+    assert local.extract("document", [f"Shop\nDate: {written}"]).data["kv"]["date"] == iso
+
+
+def test_a_far_future_date_is_not_the_documents(local):
+    kv = local.extract("document", ["Shop\nValid 01/01/2095\nIssued 02/03/2024"]).data["kv"]
+    assert kv["date"] == "2024-03-02"
+
+
+def _page(*lines):
+    """A page as OCR gives it: each line (text, confidence of its words), stacked top to bottom."""
+    out = []
+    for i, (text, conf) in enumerate(lines):
+        words, x = [], 10
+        for token in text.split():
+            words.append({"text": token, "box": [x, 20 + 30 * i, x + 12 * len(token), 40 + 30 * i], "confidence": conf})
+            x += 12 * len(token) + 10
+        out.append({"text": text, "box": [10, 20 + 30 * i, x, 40 + 30 * i], "confidence": conf, "words": words})
+    return {"text": "\n".join(t for t, _ in lines), "width": 800, "height": 40 + 30 * len(lines), "lines": out}
+
+
+def test_of_two_readings_of_one_date_the_surer_wins(local):
+    page = _page(("Shop", 95), ("Date : 19/03/2017 03:00:42PM", 70), ("Item 5.00", 95),
+                 ("Print Date: 13/03/2017 03:00:44PM", 95))
+    assert local.extract("document", [page]).data["kv"]["date"] == "2017-03-13"
+    clear = _page(("Shop", 95), ("Date : 19/03/2017", 92), ("Print Date: 13/03/2017", 95))
+    assert local.extract("document", [clear]).data["kv"]["date"] == "2017-03-19"  # both read well: the label's
+
+
+@pytest.mark.parametrize("other", ["Due date: 31/03/2024", "Check-out: 04/03/2024", "Departure 11/03/2024"])
+def test_another_events_date_one_digit_apart_stays_another_date(local, other):
+    page = _page(("Invoice", 95), ("Date: 01/03/2024", 70), (other, 96))
+    assert local.extract("document", [page]).data["kv"]["date"] == "2024-03-01"
+
+
+@pytest.mark.parametrize("lines, total", [
+    (["Kedai", "Bun RM6.90", "SUBTUTA RM20. 40", "CASH RM20. 40"], "20.40"),  # OCR's "SUBTUTA", no total line
+    (["Kedai", "10 SubTotal 85. 20", "Nett etal 6S. 20", "Cash 100.20", "Amount Tax", "85.20 0.06"], "85.20"),
+    (["Kedai", "Total (Excluding GST): 9.60", "TOTAL qg. 60", "CASH : 9, 60"], "9.60"),
+])
+def test_a_subtotal_printed_again_is_the_total(local, lines, total):
+    assert local.extract("document", ["\n".join(lines)]).data["kv"]["total"] == total
+
+
 @pytest.mark.parametrize("lines, total, currency", [
     (["Shop", "Subtotal 5.00", "Amount due: €1.234,56"], "1234.56", "EUR"),
     (["Shop", "Total: £10.00", "Grand Total: £12.00"], "12.00", "GBP"),
@@ -146,6 +199,8 @@ def test_impossible_dates_are_ignored(local):
     (["Winkel", "Totaal € 4.904,94"], "4904.94", "EUR"),
     (["Kedai", "Total Sales (Inclusive GST) RM 141.5", "Cash RM 150.00"], "141.50", "MYR"),
     (["Shop", "SubTotal 80.00", "Total 85. 20"], "85.20", None),
+    (["Kedai", "Item 2S.00", "TOTAL RM 1O.5O", "CASH RM 2O.OO"], "10.50", "MYR"),  # O read for 0, S for 5
+    (["Shop", "Total l2.9O"], "12.90", None),
 ])
 def test_totals(local, lines, total, currency):
     kv = local.extract("document", ["\n".join(lines)]).data["kv"]

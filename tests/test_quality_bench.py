@@ -58,3 +58,21 @@ def test_scoring_rules():
     assert not quality_score.amount_in_text("14.10", "TOTAL 14.01")
     assert quality_score.pair_found({"date_of_birth": "1 May"}, "Date of Birth:", "1 May")
     assert quality_score.char_accuracy("TOTAL RM 14.10", ["TOTAL", "RM 14.10"]) == 1.0
+
+
+def test_the_ocr_cache_key_covers_every_module_that_shapes_a_reading():
+    """The app modules the page reading imports, directly or not (its passes, deskew, PDF pages), are all hashed."""
+    from bench import quality_ocr
+    found, todo = set(), ["app/ocr.py", "app/pages.py"]
+    while todo:
+        name = todo.pop()
+        path = quality_ocr.REPO / name
+        if name in found or not path.exists() or name == "app/errors.py":  # errors: messages only
+            continue
+        found.add(name)
+        source = path.read_text()
+        for names in re.findall(r"^from (?:app|\.) import ([\w, ]+)", source, re.M):
+            todo += [f"app/{m.strip()}.py" for m in names.split(",")]
+        todo += [f"app/{m}.py" for m in re.findall(r"^from (?:app)?\.(\w+) import", source, re.M)]
+    assert {"app/deskew.py", "app/ocr_passes.py", "app/pdf.py"} <= found
+    assert found <= set(quality_ocr._PIPELINE_SOURCES)

@@ -345,10 +345,15 @@ def test_a_real_receipt_shows_its_total_where_it_is_printed(service, http, page,
     line = record["lines"][best]
     card.locator(".box.line").nth(best).click()
     info = card.locator(".box-info")
-    assert info.inner_text() == f"Line {best + 1} · “{line['text']}” · confidence {int(line['confidence'] + 0.5)}%"
+    assert info.inner_text().startswith(f"Line {best + 1} · “{line['text']}” · confidence {int(line['confidence'] + 0.5)}%")
 
     # Clicking the total highlights the words it was read from, over the receipt's printed total line.
     click_total_and_check_its_box(page, card, result, doc)
+    # ... and the line it was read from names the facts it gives.
+    total_box = result["provenance"]["total"]["box"]
+    holder = max(range(len(record["lines"])), key=lambda i: overlap(total_box, record["lines"][i]["box"]))
+    card.locator(".box.line").nth(holder).dispatch_event("mouseenter")
+    assert re.search(r"· gives (.+, )?total(,|$)", info.inner_text()), info.inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
     card.screenshot(path=str(ARTIFACTS / f"web-receipt-{doc.name}-total.png"))
     page.screenshot(path=str(ARTIFACTS / "web-receipt-page.png"), full_page=True)

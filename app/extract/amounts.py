@@ -15,6 +15,9 @@ _CUR = r"(?:US\$|S\$|A\$|C\$|[$€£¥₹]|\bRM|\bRs\.?|\b(?:" + "|".join(CODES)
 # 1,234.56 · 1.234,56 · 1 234,56 · 141.5 · 85. 20 (a space OCR put after the point) · 14
 _NUM = r"\d{1,3}(?:[,.' ]\d{3})+(?:[.,]\s?\d{1,2})?(?!\d)|\d+(?:\s?[.,]\s?\d{1,2})?(?!\d)"
 MONEY = re.compile(rf"(?P<pre>{_CUR})?\s?(?P<sign>-)?(?P<num>{_NUM})(?:\s?(?P<post>{_CUR}))?(?![\w%])")
+# An amount with letters OCR reads for digits ("1O.5O", "2S.00", "l2.90"): O for 0, S for 5, l/I/| for 1.
+_LOOKALIKE_AMOUNT = re.compile(r"(?<![A-Za-z\d])[\dOoSlI|]{1,7}[.,]\s?[\dOoSlI|]{2}(?![A-Za-z\d])")
+_LOOKALIKES = str.maketrans("OoSlI|", "005111")
 _LOST_POINT = re.compile(rf"(?P<pre>{_CUR})(?P<sp>\s?)(?P<whole>\d{{1,5}}) (?P<cents>\d{{2}})(?![\d.,])")
 
 
@@ -52,9 +55,17 @@ def currency_code(mark: str | None) -> str | None:
     return SYMBOLS.get(mark) or SYMBOLS.get(mark.rstrip(".")) or (mark.upper() if mark.upper() in CODES else None)
 
 
+def _digits_of(m: re.Match) -> str:
+    """The amount's lookalike letters as digits, when most of it is digits already (one for one: positions stay)."""
+    token = m[0]
+    digits = sum(c.isdigit() for c in token)
+    return token.translate(_LOOKALIKES) if digits >= 2 and digits > len(token) - digits - 2 else token
+
+
 def amounts(text: str) -> list[Money]:
     """Every number in the text that can be an amount, with its currency when one is written beside it."""
     # "RM8 60": OCR lost the point; with a currency mark in front the two digits are still cents.
+    text = _LOOKALIKE_AMOUNT.sub(_digits_of, text)
     text = _LOST_POINT.sub(lambda m: f"{m['pre']}{m['sp']}{m['whole']}.{m['cents']}", text)
     out = []
     for m in MONEY.finditer(text):

@@ -32,8 +32,9 @@ _PATTERNS = [
     ("ymd", re.compile(r"(?<![\d.])(\d{4})\s?([-/.])\s?(\d{1,2})\2(\d{1,2})(?!\d)")),
     # 25/12/2018, 12-01-19, 09- 06 2018, 21/05/2018Time:, 15.03.2024
     # (not inside codes such as "XE11-22 - 30"; a two-digit year only written tight: "12-01-19")
-    ("num", re.compile(r"(?<![\w.,/])(\d{1,2})\s?([-/.])\s?(\d{1,2})(?:\2(\d{2})(?![\d/])|(?:\s?\2\s?|\s)(\d{4}))"
-                       r"(?![\d/])")),
+    # (and with a space OCR put inside the year: "21/05/20 18", "21/05/ 18")
+    ("num", re.compile(r"(?<![\w.,/])(\d{1,2})\s?([-/.])\s?(\d{1,2})"
+                       r"(?:\2\s?((?:19|20)\s\d{2}(?![\d:])|\d{2})(?![\d/])|(?:\s?\2\s?|\s)(\d{4}))(?![\d/])")),
     # 18 MAR 2018, 11th day of January, 2012, 3. Mai 2018, 20 de octubre de 2015, 18-Mar-18
     ("dmy", re.compile(rf"(?<!\d){_DAY}\s*(?:day\s+of\s+|of\s+|de\s+)?[-/ ]?\s*{_MONTH}\s*[-/ ,]?\s*(?:de\s+|of\s+)?"
                        rf"{_YEAR}(?!\d)|(?<!\d)(\d{{1,2}})-{_MONTH}-(\d{{2}})(?!\d)", re.I)),
@@ -46,6 +47,10 @@ _PATTERNS = [
 MIN_YEAR, MAX_YEAR = 1900, 2100
 _DIGIT_ZERO = re.compile(r"(?<=\d)o(?=\d|[-/.]\d)|(?<=\d[-/.])o|(?<![a-z])o(?=\d)")
 _DIGIT_ONE = re.compile(r"(?<=\d)[|l](?=\d)|(?<![\w|])[|l](?=\d[-/.]\d)")
+# Letters OCR reads for digits, in a token shaped like a numeric date ("LB/05/18", "I8-O5-2O18").
+_LOOKALIKES = str.maketrans("oqdilj|!zsbg", "000111112589")
+_D = r"[\dodqilj|!zsbg]"
+_DATE_SHAPED = re.compile(rf"(?<![\w|!]){_D}{{1,2}}([-/.]){_D}{{1,2}}\1(?:{_D}{{4}}|{_D}{{2}})(?![\w|!])")
 
 
 @dataclass
@@ -71,8 +76,21 @@ def _iso(y: int, m: int, d: int) -> str | None:
         return None
 
 
+def plausible(iso: str) -> str | None:
+    """The date, or None when its year lies in the future beyond next year; a 7 in such a year is
+    taken for a misread 1 when that gives a year that can be ("2078" -> "2018")."""
+    latest = date.today().year + 1
+    year = iso[:4]
+    if int(year) <= latest:
+        return iso
+    for i in (3, 2):
+        if year[i] == "7" and MIN_YEAR <= int(mended := year[:i] + "1" + year[i + 1:]) <= latest:
+            return _iso(int(mended), int(iso[5:7]), int(iso[8:10]))
+    return None
+
+
 def _year(raw: str) -> int:
-    raw = raw.lstrip("'")
+    raw = raw.lstrip("'").replace(" ", "")
     y = int(raw)
     return y + (2000 if y < 70 else 1900) if len(raw) == 2 else y
 
@@ -84,6 +102,7 @@ def find_dates(text: str, *, day_first: bool = True) -> list[DateHit]:
         folded = text.lower()
     # OCR's usual confusions inside numbers, one character for one: "|7-06-2018", "2O18".
     folded = _DIGIT_ONE.sub("1", _DIGIT_ZERO.sub("0", folded))
+    folded = _DATE_SHAPED.sub(_digits_of, folded)
     hits: list[DateHit] = []
     for kind, pattern in _PATTERNS:
         for m in pattern.finditer(folded):
@@ -91,6 +110,12 @@ def find_dates(text: str, *, day_first: bool = True) -> list[DateHit]:
             if hit and not any(h.start < m.end() and m.start() < h.end for h in hits):
                 hits.append(hit)
     return sorted(hits, key=lambda h: h.start)
+
+
+def _digits_of(m: re.Match) -> str:
+    """A date-shaped token with its lookalike letters read as digits, when most of it is digits."""
+    token = m[0]
+    return token.translate(_LOOKALIKES) if sum(c.isdigit() for c in token) >= 4 else token
 
 
 def _convert(kind: str, m: re.Match, day_first: bool) -> DateHit | None:

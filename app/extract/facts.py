@@ -10,8 +10,13 @@ from .dates import fold
 from .labels import Pair, canonical_key
 from .layout import Box, Page, Span, all_right_of, below, phrases, rows
 
-_NOT_PRIMARY = re.compile(r"due|birth|expir|valid|period|deliver|order|ship|lieferung|faellig|fallig|echeance|"
-                          r"verval|vencim|scadenz|bestell|commande|pedido|ordine|since|from\s+\w+\s+to|print")
+# Dates of another event than the document's own (a print date is the document's, but only the
+# second choice: a reprint can be later).
+_OTHER_EVENT = (r"due|birth|expir|valid|period|deliver|order|ship|lieferung|faellig|fallig|echeance|"
+                r"verval|vencim|scadenz|bestell|commande|pedido|ordine|since|from\s+\w+\s+to|"
+                r"arriv|depart|check[\s-]*(?:in|out)|anreise|abreise|llegada|salida|arrivo|partenza")
+_NOT_PRIMARY = re.compile(_OTHER_EVENT + "|print")
+_OTHER_EVENT_RE = re.compile(_OTHER_EVENT)
 
 
 @dataclass
@@ -30,21 +35,58 @@ def all_rows(pages: list[Page]) -> list[Span]:
 
 
 def primary_date(pages: list[Page], pairs: list[Pair], day_first: bool) -> Fact | None:
-    """A date labelled as the document's own (not due, birth, delivery...); else the first plain date."""
+    """A date labelled as the document's own (not due, birth, delivery...); else the first plain date.
+
+    A year OCR cannot have meant (2078 for 2018: 1 read as 7) is mended or passed over, and when the
+    document prints the same date twice but one reading differs in a single digit ("19/03/2017" and
+    "13/03/2017"), the reading OCR was surer of wins.
+    """
+    seen = _dates_read(pages, day_first)
+    chosen = None
     for pair in pairs:
         if canonical_key(pair.label) == "date":
-            hits = dates.find_dates(pair.value, day_first=day_first)
+            hits = [h for h in (_plausible(h) for h in dates.find_dates(pair.value, day_first=day_first)) if h]
             if hits:
-                return Fact(hits[0].iso, pair.page, pair.box)
-    first = None
+                chosen = Fact(hits[0].iso, pair.page, pair.box)
+                break
+    if chosen is None:
+        first = next(((hit, row) for hit, row, _, before in seen if not _NOT_PRIMARY.search(before)), None)
+        if first is None:
+            return None
+        chosen = _found(first[1], first[0].start, first[0].end, first[0].iso)
+    return _surest_reading(chosen, seen)
+
+
+def _plausible(hit: dates.DateHit) -> dates.DateHit | None:
+    iso = dates.plausible(hit.iso)
+    return dates.DateHit(hit.start, hit.end, iso, hit.ambiguous, hit.kind) if iso else None
+
+
+def _dates_read(pages: list[Page], day_first: bool) -> list:
+    """(hit, row, mean confidence of its words, the 40 characters before it) of every plausible date."""
+    out = []
     for row in all_rows(pages):
         for hit in dates.find_dates(row.text, day_first=day_first):
-            before = fold(row.text[:hit.start])[-40:]
-            if _NOT_PRIMARY.search(before):
+            hit = _plausible(hit)
+            if hit is None:
                 continue
-            if first is None:
-                first = _found(row, hit.start, hit.end, hit.iso)
-    return first
+            scored = [w.confidence for w, s in zip(row.words, row.starts)
+                      if s < hit.end and s + len(w.text) > hit.start and w.confidence >= 0]
+            out.append((hit, row, sum(scored) / len(scored) if scored else -1.0, fold(row.text[:hit.start])[-40:]))
+    return out
+
+
+def _surest_reading(chosen: Fact, seen: list) -> Fact:
+    """The chosen date, or a reading of it one digit apart that OCR read with clearly more confidence."""
+    mine = max((conf for hit, _, conf, _ in seen if hit.iso == chosen.value), default=-1.0)
+    if mine < 0:
+        return chosen
+    best = None
+    for hit, row, conf, before in seen:
+        if (conf > mine + 5 and not _OTHER_EVENT_RE.search(before)
+                and sum(a != b for a, b in zip(hit.iso, chosen.value)) == 1 and (best is None or conf > best[2])):
+            best = (hit, row, conf)
+    return _found(best[1], best[0].start, best[0].end, best[0].iso) if best else chosen
 
 
 _EFFECTIVE_DEFINED = re.compile(r"[(\[]\s*(?:the|this)?\s*[\"“”']?\s*(?:\w+\s+)?effective\s+date", re.I)
@@ -125,9 +167,26 @@ def total(pages: list[Page]) -> tuple[Fact, str | None] | None:
             rounding_seen = False
             candidates.append((rank, order, money, span, offset))
     if not candidates:
-        return None
+        return _confirmed_subtotal(pages)
     _, _, money, span, offset = max(candidates, key=lambda c: (c[0], c[1]))
     return _found(span, offset + money.start, offset + money.end, money.text()), money.currency
+
+
+def _confirmed_subtotal(pages: list[Page]) -> tuple[Fact, str | None] | None:
+    """With no total line that reads, the subtotal (or the total before tax) is the total when the
+    document prints the same amount again further down: paid in cash, or in its tax summary."""
+    for page in pages:
+        row_list = rows(page)
+        for i, row in enumerate(row_list):
+            m = _SUBTOTAL.match(fold(row.text))
+            money = [x for x in amounts.amounts(row.text[m.end():]) if x.decimals] if m else []
+            if not money:
+                continue
+            last = money[-1]
+            if any(x.value == last.value for later in row_list[i + 1:] for x in amounts.amounts(later.text) if x.decimals):
+                return _found(row, m.end() + last.start, m.end() + last.end, last.text()), last.currency
+            return None
+    return None
 
 
 def _amount_after(unit: Span, start: int, units: list[Span]):
@@ -255,8 +314,8 @@ def contacts(pages: list[Page]) -> dict[str, Fact]:
     return out
 
 
-_SUBTOTAL = re.compile(r"^\W*(sub\s*-?\s*t[o0]tal|zwischensumme|sous[\s-]*total|subtotaal|total\s+ht|"
-                       r"total\s+excl\w*\.?(?:\s+(?:gst|vat|tax))?)\b", re.I)
+_SUBTOTAL = re.compile(r"^\W*(?:\d+\s+)?(sub\s*-?\s*t[ou0]t\w*|zwischensumme|sous[\s-]*total|subtotaal|total\s+ht|"
+                       r"total\s*\(?\s*excl\w*\.?(?:\s+(?:of\s+)?(?:gst|vat|tax)\)?)?)(?![a-z])", re.I)
 _TAX = re.compile(r"^\W*(tax|vat|gst|sst|sales\s+tax|mwst|ust|tva|btw|iva|total\s+(?:tax|vat|gst))\b(?!\s*(?:id|no|reg|#|number))",
                   re.I)
 

@@ -595,6 +595,9 @@
     const node = el("div", { class: "result-doc" });
     const doc = { node, pinned: null, link: () => {} };
     if (!shown.length) return doc;
+    const facts = [];           // {key, where} of every fact linked to its box
+    // The facts read from (mostly) inside a box of page `number`.
+    const factsIn = (number, box) => facts.filter((f) => f.where.page === number && share(f.where.box, box) >= 0.5).map((f) => f.key);
     const scroller = el("div", { class: "pages" });
     node.append(el("h4", { text: "Document" }), scroller, el("p", { class: "legend" },
       el("span", { class: "key-line", text: "text line" }),
@@ -602,7 +605,7 @@
       el("span", { class: "key-spot", text: "selected fact" })));
     for (const p of shown) {
       sizes.set(p.page, p);
-      const view = pageView(entry, p);
+      const view = pageView(entry, p, factsIn);
       spots.set(p.page, view.spot);
       scroller.append(view.node);
     }
@@ -619,6 +622,7 @@
     }
 
     doc.link = (row, key, where) => {
+      facts.push({ key, where });
       row.classList.add("located");
       row.tabIndex = 0;
       row.title = `Show where ${key} is on page ${where.page}`;
@@ -648,15 +652,26 @@
     }
   }
 
-  function pageView(entry, p) {
+  // The share of box a's area that lies inside box b.
+  function share(a, b) {
+    const w = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
+    const h = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
+    const area = (a[2] - a[0]) * (a[3] - a[1]);
+    return area > 0 && w > 0 && h > 0 ? (w * h) / area : 0;
+  }
+
+  function pageView(entry, p, factsIn) {
     const t = entry.task;
-    const describe = (kind, item) => `${kind} · “${item.text}” · confidence ${Math.round(item.confidence)}%`;
+    const describe = (kind, item) => {
+      const keys = factsIn(p.page, item.box);
+      return `${kind} · “${item.text}” · confidence ${Math.round(item.confidence)}%${keys.length ? ` · gives ${keys.join(", ")}` : ""}`;
+    };
     const hint = "Point at a box for its text and confidence; click to keep it here.";
     const info = el("p", { class: "box-info", text: hint });
     let picked = null;
     const box = (cls, kind, item) => {
       const node = place(el("div", { class: `box ${cls}`, title: describe(kind, item) }), item.box, p);
-      node.addEventListener("mouseenter", () => { info.textContent = describe(kind, item); });
+      node.addEventListener("mouseenter", () => { node.title = info.textContent = describe(kind, item); });
       node.addEventListener("mouseleave", () => { info.textContent = picked ? describe(picked.kind, picked.item) : hint; });
       node.addEventListener("click", () => {
         if (picked) picked.node.classList.remove("picked");
