@@ -457,3 +457,12 @@ def test_form_doubted_words_kept_in_a_table_column_under_its_header(local):
             word["confidence"] = 20
     kv = local.extract("form", [page]).data["kv"]
     assert kv == {"name_of_account": "Kroger", "city": "Dayton", "name_of_account_2": "WH Smith"}
+
+
+def test_form_table_header_printed_over_two_lines(local):
+    kv = _form_kv(local, _line(100, (50, "DIRECT ACCOUNTS WITHIN THE REGION")),
+                  _line(130, (200, "IND/LOR"), (300, "NO. OF")),
+                  _line(143, (50, "NAME OF ACCOUNT"), (200, "VOLUME"), (300, "STORES")),
+                  _line(165, (50, "Kroger"), (200, "104/22"), (300, "18")))
+    assert kv["name_of_account"] == "Kroger"
+    assert (kv["ind_lor_volume"], kv["no_of_stores"]) == ("104/22", "18")

@@ -40,6 +40,7 @@ def form_pairs(page: Page) -> list[Pair]:
     for row in sorted(by_row):
         heads = _header(by_row[row], units)
         if heads:
+            _header_tops(heads, units, lh)
             out += [TableCell(**vars(_pair(head, span, page))) for head, span in _table(heads, units, lh)]
     for cell in units:
         if not cell.lone or not cell.box or cell.used:
@@ -142,6 +143,26 @@ def _header(row: list[Cell], units: list[Cell]) -> list[Cell]:
         if right is not None and right.label is None:
             return []
     return heads
+
+
+def _header_tops(heads: list[Cell], units: list[Cell], lh: float) -> None:
+    """A header printed over two lines ("NO. OF" / "STORES", "IND/LOR" / "VOLUME"): a row of capitals
+    right above the header, each at the left edge of a column label, is the first line of those labels."""
+    top = min(h.box[1] for h in heads)
+    above = [c for c in units if c.box and not c.used and c.label is None and c.box[3] <= top + 0.3 * lh
+             and top - c.box[3] < 0.8 * lh and len(re.findall(r"[A-Za-z0-9]", c.span.text)) >= 3]
+    matched = []
+    for c in above:
+        head = next((h for h in heads if abs(h.box[0] - c.box[0]) <= lh), None)
+        text = c.span.text.strip(STRIP)
+        if head is None or re.search(r"[a-z]", text) or any(m[1] is head for m in matched):
+            return  # not a header's first line: text that is not over a column, or not in capitals
+        matched.append((c, head, text))
+    if len(matched) < 2:
+        return
+    for c, head, text in matched:
+        c.used = True
+        head.label = f"{text} {head.label}"
 
 
 def _table(heads: list[Cell], units: list[Cell], lh: float, *, max_rows: int = 20) -> list[tuple[Cell, Span]]:
