@@ -6,10 +6,10 @@
   >= 0.8 on lowercased alphanumeric words (the key itself, not any value of the result).
 - Invoice numbers: equal after dropping case and everything but letters and digits.
 - FUNSD pairs: a question -> answer link is found when one kv item matches both, its key against the
-  question and its value against the answer, each at ratio >= 0.8 on alphanumeric words (a value
-  the extractor made an ISO date also matches the same date as printed, "12/10/98" or "August 3,
-  1998", a numeric one in either order of day and month); precision is the share of kv items that
-  match some linked pair.
+  question and its value against the answer, each at difflib ratio >= 0.8 on alphanumeric words,
+  autojunk off (it scores long paragraphs far too low); a value the extractor made an ISO date also
+  matches the same date as printed ("12/10/98" or "August 3, 1998", a numeric one in either order of
+  day and month); precision is the share of kv items that match some linked pair.
 - "In OCR text" (the ceiling for the extractor): the printed value occurs in the page text (dates,
   ids: ignoring case and spaces; amounts: some number in the text has the value; company, address:
   a run of one to four lines matches at >= 0.8; FUNSD: question and answer both match a stretch of
@@ -40,7 +40,9 @@ def words(text) -> str:
 
 def similar(a, b) -> bool:
     a, b = words(a), words(b)
-    return bool(a and b) and difflib.SequenceMatcher(None, a, b).ratio() >= FUZZY
+    # autojunk off: on texts of 200+ characters it drops every common letter as junk, and a paragraph read
+    # nearly right (0.97) scored 0.69
+    return bool(a and b) and difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() >= FUZZY
 
 
 def compact(text) -> str:

@@ -411,3 +411,58 @@ def test_form_doubted_handwriting_drops_words_but_keeps_figures(local):
     for line in page["lines"]:
         line["words"][-1]["confidence"] = line["words"][-2]["confidence"] = 20
     assert local.extract("form", [page]).data["kv"] == {"client_no": "8557.02"}
+
+
+def test_form_capital_label_starting_with_the_figure_it_is_about(local):
+    kv = _form_kv(local, _line(100, (50, "$7.00 CARTON COUPON/BUYDOWN: Effective in those retail calls")),
+                  _line(130, (50, "40c OFF PACK: Well received")),
+                  _line(160, (50, "12 boxes: sent on Monday")))
+    assert kv == {"7_00_carton_coupon_buydown": "Effective in those retail calls", "40c_off_pack": "Well received"}
+
+
+def test_form_list_of_short_values_under_a_label(local):
+    kv = _form_kv(local, _line(100, (300, "ITEMS")),
+                  _line(128, (216, "."), (308, "BASEBALL CAP")),
+                  _line(156, (307, "WATER BOTTLES")),
+                  _line(184, (309, "1500")),
+                  _line(300, (50, "SUBJECT:")), _line(318, (55, "Kool Waterfall")),
+                  _line(346, (55, "Sent by mail to all offices.")))
+    assert kv == {"items": "BASEBALL CAP", "items_2": "WATER BOTTLES", "subject": "Kool Waterfall"}
+
+
+def test_form_paragraph_of_tight_lines_whose_boxes_overlap(local):
+    kv = _form_kv(local, _line(100, (50, "NOTE: THIS MESSAGE IS INTENDED ONLY FOR THE ADDRESSEE"), height=28),
+                  _line(113, (60, "AND MAY CONTAIN PRIVILEGED INFORMATION. If you are not"), height=28),
+                  _line(126, (60, "the intended recipient, please call us."), height=28))
+    assert kv == {"note": "THIS MESSAGE IS INTENDED ONLY FOR THE ADDRESSEE AND MAY CONTAIN PRIVILEGED "
+                          "INFORMATION. If you are not the intended recipient, please call us."}
+
+
+def test_form_ruled_table_header_read_with_bars_and_mixed_case(local):
+    # OCR reads the column rules as bars and the capitals of a faint header in mixed case
+    kv = _form_kv(local, _line(100, (50, "NAME OF AcCOUNT | voLUME | sToRes|")),
+                  _line(125, (50, "Pollock Candy")),
+                  _line(137, (50, "McKeesport Co."), (180, "521/42"), (245, "150")))
+    assert kv == {"name_of_account": "Pollock Candy", "name_of_account_2": "McKeesport Co.",
+                  "volume": "521/42", "stores": "150"}
+
+
+def test_form_doubted_words_kept_in_a_table_column_under_its_header(local):
+    page = _form(_line(100, (50, "NAME OF ACCOUNT"), (250, "CITY")),
+                 _line(125, (50, "Kroger"), (250, "Dayton")),
+                 _line(150, (50, "WH Smith"), (250, "a")),
+                 _line(300, (50, "BRAND:"), (200, "Kool Wert")))
+    for line in page["lines"][1:]:
+        for word in line["words"]:
+            word["confidence"] = 20
+    kv = local.extract("form", [page]).data["kv"]
+    assert kv == {"name_of_account": "Kroger", "city": "Dayton", "name_of_account_2": "WH Smith"}
+
+
+def test_form_table_header_printed_over_two_lines(local):
+    kv = _form_kv(local, _line(100, (50, "DIRECT ACCOUNTS WITHIN THE REGION")),
+                  _line(130, (200, "IND/LOR"), (300, "NO. OF")),
+                  _line(143, (50, "NAME OF ACCOUNT"), (200, "VOLUME"), (300, "STORES")),
+                  _line(165, (50, "Kroger"), (200, "104/22"), (300, "18")))
+    assert kv["name_of_account"] == "Kroger"
+    assert (kv["ind_lor_volume"], kv["no_of_stores"]) == ("104/22", "18")

@@ -52,6 +52,8 @@ def test_printed_receipt_dates(printed, iso):
 def test_scoring_rules():
     assert quality_score.similar("SAM SAM TRADING CO.", "sam sam trading co")
     assert not quality_score.similar("SAM SAM TRADING", "UNIHAKKA INTERNATIONAL")
+    paragraph = "This message is intended only for the use of the individual or entity to whom it is addressed " * 3
+    assert quality_score.similar(paragraph.replace("intended", "intendd").replace("whom", "wh0m"), paragraph)
     assert quality_score.amount_in_text("4904.94", "Totaal 4.904,94 EUR")
     assert not quality_score.amount_in_text("14.10", "TOTAL 14.01")
     assert quality_score.pair_found({"date_of_birth": "1 May"}, "Date of Birth:", "1 May")

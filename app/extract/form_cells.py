@@ -40,6 +40,7 @@ _BOX = re.compile(r"^\s*[©@☐□■❑☑☒]\s")  # a check box read in front
 _PAGE_NUMBER = re.compile(r"(?i)^\W*page\s+\d+(\s+of\s+\d+)?\W*$")  # "PAGE 1 OF 2": no field
 _RULE = re.compile(r"_{3,}|\.{4,}|…{2,}")
 _NUMBER = re.compile(r"[+(]?\d[\d ()./-]{5,}\d\)?")  # a telephone or account number
+_FIGURE = re.compile(r"^[$€£]?\d[\d.,]*[¢c%]?$|^[$€£]$")  # "$7.00", "40c", "$": a figure naming an offer
 _CONTACT = re.compile(r"(?i)^(tel|tel\.|telephone|phone|fax|telex|telefax)$")
 
 
@@ -109,9 +110,10 @@ def cells(page: Page, lh: float) -> list[Cell]:
     for row, line in enumerate(page.lines):
         parts = phrases(line)
         for phrase in parts:
-            for span in _split_contacts(_split_inner(_unglue(phrase))):
+            spans = _split_contacts([s for part in _split_inner(_unglue(_recase(phrase))) for s in _split_bars(part)])
+            for span in spans:
                 cell = _classify(span, row)
-                if cell.lone and not cell.colon and len(parts) == 1 and _centred(span, page):
+                if cell.lone and not cell.colon and len(parts) == 1 and len(spans) == 1 and _centred(span, page):
                     cell = Cell(span, None, None, False, row)  # a title ("FACSIMILE COVER SHEET"), not a label
                 if cell.label is not None and sum(c.isalpha() for c in cell.label) < 3 \
                         and fold(cell.label).strip(" .#") not in _SHORT_LABELS:
@@ -123,6 +125,21 @@ def cells(page: Page, lh: float) -> list[Cell]:
 def _centred(span: Span, page: Page) -> bool:
     box = span.box
     return bool(box and page.width) and abs((box[0] + box[2]) / 2 - page.width / 2) < 0.06 * page.width
+
+
+def _recase(span: Span) -> Span:
+    """Capitals OCR read in mixed case ("AcCOUNT", "voLUME", "sToREs") back in capitals, so a header
+    reads as labels; names in mixed case ("McKeesport") have more small letters than capitals."""
+    words = [Word(w.text.upper(), w.box, w.confidence) if _miscased(w.text) else w for w in span.words]
+    changed = any(a is not b for a, b in zip(words, span.words))
+    return Span(span.page, words, confidence=span.confidence) if changed else span
+
+
+def _miscased(text: str) -> bool:
+    if re.search(r"\d", text):
+        return False
+    turns = len(re.findall(r"[a-z][A-Z]", text))
+    return turns >= 2 or turns == 1 and sum(c.isupper() for c in text) >= sum(c.islower() for c in text)
 
 
 def _unglue(span: Span) -> Span:
@@ -170,6 +187,35 @@ def _split_inner(span: Span) -> list[Span]:
     return [Span(span.page, words[a:b], confidence=span.confidence) for a, b in zip(bounds, bounds[1:])]
 
 
+def _split_bars(span: Span) -> list[Span]:
+    """ "NAME OF ACCOUNT | VOLUME | STORES": OCR reads a ruled table's column lines as bars; each bar
+    between words ends a cell (a bar at either end of the line is a border and is only dropped)."""
+    parts, current = [], []
+    for w in span.words:
+        text = w.text
+        if re.fullmatch(r"\W*\|\W*", text):
+            parts.append(current)
+            current = []
+            continue
+        if text.startswith("|") and len(text) > 1:
+            parts.append(current)
+            current = []
+        current.append(w)
+        if text.rstrip("'\".,;:]").endswith("|"):
+            parts.append(current)
+            current = []
+    parts.append(current)
+    parts = [p for p in parts if p and any(re.search(r"[A-Za-z0-9]", w.text) for w in p)]
+    if len(parts) < 2:
+        return [span]
+    return [Span(span.page, [_unbarred(w) for w in p], confidence=span.confidence) for p in parts]
+
+
+def _unbarred(word: Word) -> Word:
+    text = word.text.strip("|'‘“\".;,]")
+    return word if text == word.text or not text else Word(text, word.box, word.confidence)
+
+
 def _split_contacts(spans: list[Span]) -> list[Span]:
     """ "Washington, DC 20087 Tel 202-785-9700 Fax 202-887-0680": a number's label inside a line starts a cell."""
     out = []
@@ -194,6 +240,8 @@ def _classify(span: Span, row: int) -> Cell:
         colon = span.text.index(":") if ":" in span.text else span.text.index(";")
         tail = span.tail(colon + 1)
         return Cell(span, label, tail if tail.words else None, True, row)
+    if (cell := _figure_label(span, row)) is not None:
+        return cell
     head = span.text.rstrip(" _.-—")
     if head.endswith((":", "?")) and len(head.split()) <= 14 and not re.search(r"\d", head) \
             and (head.isupper() or label_like(head[:-1])):
@@ -221,3 +269,24 @@ def _classify(span: Span, row: int) -> Cell:
         if rest and weak_label(head) and sum(c.isalpha() for c in head) >= 3 and re.search(r"[a-z\d]", rest[0].text):
             return Cell(span, head.strip(STRIP), Span(span.page, rest, confidence=span.confidence), False, row)
     return Cell(span, None, None, False, row)
+
+
+def _figure_label(span: Span, row: int) -> Cell | None:
+    """ "$7.00 CARTON COUPON/BUYDOWN: Effective in ...": a label in capitals may start with the figure it
+    is about (a price, an offer); text labels start with a letter, so split_label leaves these alone."""
+    words = span.words
+    figures = 0
+    while figures < len(words) and _FIGURE.match(words[figures].text):
+        figures += 1
+    if not 0 < figures <= 2:
+        return None
+    end = next((i for i, w in enumerate(words[:8]) if w.text.endswith(":")), None)
+    if end is None or end < figures:
+        return None
+    head = words[figures:end + 1]
+    if not all(_CAPS_WORD.match(w.text) for w in head) or sum(c.isalpha() for w in head for c in w.text) < 6:
+        return None
+    label = " ".join(w.text for w in words[:end + 1]).rstrip(":").strip(STRIP.replace("$", ""))
+    rest = [w for w in words[end + 1:] if not BLANK.fullmatch(w.text)]
+    value = Span(span.page, rest, confidence=span.confidence) if rest else None
+    return Cell(span, label, value, True, row)

@@ -3,7 +3,8 @@
 A page is read as cells (app/extract/form_cells.py). A lone label takes the text to its right on the
 same row (up to the next label), else the text below it in its column that no nearer label owns; a row
 of lone labels is a header row over a row (or a table) of values. A value runs on over the lines right
-under it and stops at the next label; a label printed over two lines is read whole.
+under it and stops at the next label; a label printed over two lines is read whole. Short alike
+values stacked a blank line apart under a label are a list, one value each.
 """
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ from .labels import Pair, clean_value
 from .layout import Page, Span, Word, union
 
 REACH = 3.5  # line heights from a label down to the value under it
+
+
+class TableCell(Pair):
+    """A value read in a table's column under its header: where a value is expected, so kept even when
+    OCR doubts the handwriting in it."""
 
 
 def form_pairs(page: Page) -> list[Pair]:
@@ -34,7 +40,8 @@ def form_pairs(page: Page) -> list[Pair]:
     for row in sorted(by_row):
         heads = _header(by_row[row], units)
         if heads:
-            out += [_pair(head, span, page) for head, span in _table(heads, units, lh)]
+            _header_tops(heads, units, lh)
+            out += [TableCell(**vars(_pair(head, span, page))) for head, span in _table(heads, units, lh)]
     for cell in units:
         if not cell.lone or not cell.box or cell.used:
             continue
@@ -50,8 +57,36 @@ def form_pairs(page: Page) -> list[Pair]:
         if under is None or under.label is not None or under.used or _owner(under, units) is not cell:
             continue
         under.used = True
-        out.append(_pair(cell, _run_on(under.span, cell, units, lh, below_label=True), page))
+        value = _run_on(under.span, cell, units, lh, below_label=True)
+        out.append(_pair(cell, value, page))
+        if value is under.span:
+            out += [_pair(cell, item.span, page) for item in _list_under(under, cell, units, lh)]
     return [p for p in out if p.value and re.search(r"[A-Za-z0-9]", p.value)]
+
+
+def _list_under(first: Cell, label: Cell, units: list[Cell], lh: float, *, max_items: int = 12) -> list[Cell]:
+    """A column of short one-line values under a label, a blank line apart ("ITEMS" / "BASEBALL CAP" /
+    "WATER BOTTLES"): each line is one more value of the label, not the run-on of the first."""
+    items, last = [], first
+    while len(items) < max_items and _short_item(last):
+        nxt = _below(last, units, lh, reach=2.0)
+        if nxt is None or nxt.used or nxt.label is not None or not _short_item(nxt) \
+                or abs(nxt.box[0] - last.box[0]) > 1.5 * lh or _anything_left_of(nxt, units) \
+                or _owner(nxt, units) is not label or _has_figures(nxt) != _has_figures(first):
+            break  # the items of a list are alike: all figures ("1500", "500") or all words
+        nxt.used = True
+        items.append(nxt)
+        last = nxt
+    return items
+
+
+def _short_item(cell: Cell) -> bool:
+    words, text = cell.span.words, cell.span.text
+    return 0 < len(words) <= 4 and len(re.findall(r"[A-Za-z0-9]", text)) >= 3 and not text.rstrip().endswith((".", ",", ";"))
+
+
+def _has_figures(cell: Cell) -> bool:
+    return bool(re.search(r"\d", cell.span.text))
 
 
 def _wrapped_label(cell: Cell, units: list[Cell], lh: float) -> None:
@@ -110,6 +145,26 @@ def _header(row: list[Cell], units: list[Cell]) -> list[Cell]:
     return heads
 
 
+def _header_tops(heads: list[Cell], units: list[Cell], lh: float) -> None:
+    """A header printed over two lines ("NO. OF" / "STORES", "IND/LOR" / "VOLUME"): a row of capitals
+    right above the header, each at the left edge of a column label, is the first line of those labels."""
+    top = min(h.box[1] for h in heads)
+    above = [c for c in units if c.box and not c.used and c.label is None and c.box[3] <= top + 0.3 * lh
+             and top - c.box[3] < 0.8 * lh and len(re.findall(r"[A-Za-z0-9]", c.span.text)) >= 3]
+    matched = []
+    for c in above:
+        head = next((h for h in heads if abs(h.box[0] - c.box[0]) <= lh), None)
+        text = c.span.text.strip(STRIP)
+        if head is None or re.search(r"[a-z]", text) or any(m[1] is head for m in matched):
+            return  # not a header's first line: text that is not over a column, or not in capitals
+        matched.append((c, head, text))
+    if len(matched) < 2:
+        return
+    for c, head, text in matched:
+        c.used = True
+        head.label = f"{text} {head.label}"
+
+
 def _table(heads: list[Cell], units: list[Cell], lh: float, *, max_rows: int = 20) -> list[tuple[Cell, Span]]:
     """The rows under a header: each word goes to the column whose label starts left of it; a row
     with one column filled right under the previous row continues that cell ("Brown & Williamson" /
@@ -120,7 +175,9 @@ def _table(heads: list[Cell], units: list[Cell], lh: float, *, max_rows: int = 2
                    key=lambda c: (c.box[1] + c.box[3]) / 2)
     rows: list[list[Cell]] = []
     for c in below:
-        if rows and _same_row(_union_box(rows[-1]), c.box):
+        # a row by its first cell's centre: OCR boxes of tight rows run tall and overlap the next row
+        if rows and (_same_row(rows[-1][0].box, c.box) or _same_row(c.box, rows[-1][0].box)) \
+                and abs(_centre(c.box) - _centre(rows[-1][0].box)) <= 0.5 * lh:
             rows[-1].append(c)
         else:
             rows.append([c])
@@ -145,7 +202,8 @@ def _table(heads: list[Cell], units: list[Cell], lh: float, *, max_rows: int = 2
             break
         for c in row:
             c.used = True
-        if previous is not None and len(columns) == 1 and gap < 0.6 * lh and next(iter(columns)) in previous:
+        if previous is not None and len(columns) == 1 and gap < 0.6 * lh and next(iter(columns)) in previous \
+                and len(previous) > 1:  # a wrapped cell of a fuller row; a list of one-column rows stays rows
             only = next(iter(columns))
             previous[only].extend(sorted(columns[only], key=lambda w: w.box[0]))
         else:
@@ -156,6 +214,10 @@ def _table(heads: list[Cell], units: list[Cell], lh: float, *, max_rows: int = 2
                 previous[i] = words
         last_bottom = box[3]
     return [(head, Span(head.span.page, words)) for head, words in cells_out]
+
+
+def _centre(box) -> float:
+    return (box[1] + box[3]) / 2
 
 
 def _column_of(heads: list[Cell], x: float, lh: float) -> int | None:
@@ -223,8 +285,8 @@ def _run_on(value: Span, label: Cell, units: list[Cell], lh: float, *, below_lab
         nxt = None
         for c in units:
             cb = c.box
-            if c.used or not cb or (cb[1] + cb[3]) - (last[1] + last[3]) < lh or cb[1] - last[3] > 0.8 * lh:
-                continue  # centres at least half a line apart, and no blank line between
+            if c.used or not cb or (cb[1] + cb[3]) - (last[1] + last[3]) < 0.6 * lh or cb[1] - last[3] > 0.8 * lh:
+                continue  # a lower line (OCR boxes of tight lines overlap: centres a third of a line apart will do), no blank line between
             if not any(abs(cb[0] - x) <= 1.5 * lh for x in lefts):
                 continue
             if nxt is None or cb[1] < nxt.box[1]:
@@ -238,5 +300,7 @@ def _run_on(value: Span, label: Cell, units: list[Cell], lh: float, *, below_lab
 
 
 def _anything_left_of(cell: Cell, units: list[Cell]) -> bool:
-    """The cell is not where a line of a value starts: something sits on its row to its left."""
-    return any(c is not cell and c.row == cell.row and c.box and c.box[2] <= cell.box[0] + 2 for c in units)
+    """The cell is not where a line of a value starts: something sits on its row to its left (stray
+    marks OCR reads off rule lines, "." or "_", aside)."""
+    return any(c is not cell and c.row == cell.row and c.box and c.box[2] <= cell.box[0] + 2
+               and re.search(r"[A-Za-z0-9]", c.span.text) for c in units)

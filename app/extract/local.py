@@ -9,7 +9,7 @@ from . import amounts, classify, dates, facts, parties, schemas
 from .base import Extraction, LibraryEntry
 from .fields import FieldSpec, answer_locally
 from .form_cells import form_key
-from .forms import form_pairs
+from .forms import TableCell, form_pairs
 from .labels import Pair, canonical_key, canonical_label, colonless_pairs, label_chain, label_key, pairs
 from .layout import Page, confidence_in, read_pages
 
@@ -110,6 +110,8 @@ def _believed(page: Page, pair: Pair) -> bool:
     if confidence < 0 or confidence >= FORM_VALUE_CONFIDENCE:
         return True
     alnum = re.sub(r"[^A-Za-z0-9]", "", pair.value)
+    if isinstance(pair, TableCell) and len(alnum) >= 3:
+        return True  # a cell under a table's header, where a value is expected
     return bool(alnum) and sum(c.isdigit() for c in alnum) >= 0.6 * len(alnum)
 
 
