@@ -12,7 +12,8 @@ import re
 from PIL import Image, ImageFilter
 
 WEAK_CONFIDENCE = 80.0  # mean word confidence under which a page is read again
-MIN_WORDS = 25  # or fewer words than this (little text: maybe a faint or tiny scan)
+MIN_WORDS = 25  # or fewer words than this (little text: maybe a faint or tiny scan) ...
+SURE_CONFIDENCE = 90.0  # ... unless read this surely: then it is a short page (a label), not a faint one
 TARGET_LINE_HEIGHT = 48  # px: enlarge pages whose median line is shorter (about 2x for receipts), up to MAX_SCALE
 MAX_SCALE = 2.5
 MAX_PIXELS = 30_000_000  # never enlarge past this (time and memory)
@@ -20,7 +21,7 @@ _GOOD_WORD = re.compile(r"[A-Za-z0-9]{2}")
 
 
 def weak(page) -> bool:
-    return page.confidence < WEAK_CONFIDENCE or page.word_count < MIN_WORDS
+    return page.confidence < WEAK_CONFIDENCE or (page.word_count < MIN_WORDS and page.confidence < SURE_CONFIDENCE)
 
 
 def quality(page) -> float:
