@@ -8,8 +8,8 @@ costs about one more tesseract run per weak page.
 A page that still holds no date after that (a receipt whose date line tesseract dropped or misread,
 weak or not) is read once more, the same image as one uniform block of text (`--psm 6`): that finds
 lines the automatic layout analysis skipped. It is kept only when it finds a date. Pages of running
-text (MAX_UNDATED_WORDS words or more, a contract's or a letter's) often carry no date at all and are
-not read again.
+text (MAX_UNDATED_WORDS words or more, a contract's or a letter's) and short labels read surely often
+carry no date at all and are not read again.
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ import re
 from PIL import Image, ImageFilter
 
 WEAK_CONFIDENCE = 80.0  # mean word confidence under which a page is read again
-MIN_WORDS = 25  # or fewer words than this (little text: maybe a faint or tiny scan)
+MIN_WORDS = 25  # or fewer words than this (little text: maybe a faint or tiny scan) ...
+SURE_CONFIDENCE = 90.0  # ... unless read this surely: then it is a short page (a label), not a faint one
 TARGET_LINE_HEIGHT = 48  # px: enlarge pages whose median line is shorter (about 2x for receipts), up to MAX_SCALE
 MAX_SCALE = 2.5
 MAX_PIXELS = 30_000_000  # never enlarge past this (time and memory)
@@ -28,7 +29,7 @@ _GOOD_WORD = re.compile(r"[A-Za-z0-9]{2}")
 
 
 def weak(page) -> bool:
-    return page.confidence < WEAK_CONFIDENCE or page.word_count < MIN_WORDS
+    return page.confidence < WEAK_CONFIDENCE or (page.word_count < MIN_WORDS and page.confidence < SURE_CONFIDENCE)
 
 
 def quality(page) -> float:
@@ -114,8 +115,9 @@ def second_reading(recognise, image: Image.Image, first):
 
 def block_reading(recognise, image: Image.Image, kept):
     """`kept`, or the same image read as one block of text (`--psm 6`) when `kept` holds no date, is
-    not a page of running text, and the block reading finds a date."""
-    if _dated(kept) or kept.word_count >= MAX_UNDATED_WORDS:
+    neither a page of running text nor a short label read surely, and the block reading finds a date."""
+    label = kept.word_count < MIN_WORDS and kept.confidence >= SURE_CONFIDENCE  # short and read surely
+    if _dated(kept) or kept.word_count >= MAX_UNDATED_WORDS or label:
         return kept
     block = recognise(image, psm=BLOCK_PSM)
     block.rotation, block.deskew = kept.rotation, kept.deskew

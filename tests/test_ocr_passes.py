@@ -30,6 +30,17 @@ def test_a_strong_page_is_read_once(engine):
     assert len(calls) == 1
 
 
+def test_a_short_page_read_surely_is_read_once(engine):
+    """A label of a dozen words is short, not faint: no second tesseract run for it."""
+    image = ocr.prepare(draw_page(["PARCEL LABEL", "To: Grace Okafor", "12 Mill Lane, Porto"], size=(640, 400)))
+    recognise, calls = _counting(engine)
+    first = recognise(image)
+    assert first.word_count < ocr_passes.MIN_WORDS
+    if first.confidence < ocr_passes.SURE_CONFIDENCE:
+        pytest.skip(f"tesseract read the label at confidence {first.confidence}")
+    assert ocr_passes.second_reading(recognise, image, first) is first and len(calls) == 1
+
+
 def test_a_weak_receipt_is_read_again_and_keeps_the_better_reading(engine):
     root = quality_corpus.corpus_dir()
     if quality_corpus.missing_reason(root):
