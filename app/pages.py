@@ -195,6 +195,7 @@ class PageRef:
     media_type: str
     index: int
     layer: Path | None = None  # where OCR writes the page's text-only PDF (the searchable PDF's layer)
+    document: pdf.SharedDocument | None = None  # a PDF's pages share one open document (else each opens it)
 
 
 class PageReader:
@@ -209,7 +210,7 @@ class PageReader:
         if ref.media_type != "application/pdf":
             image = load_page(ref.data, ref.media_type, ref.index, max_pixels=budget)
             return self.engine.read(image, lang, timeout=timeout, layer=ref.layer)
-        with pdf.open_document(ref.data) as doc:
+        with (ref.document.use() if ref.document is not None else pdf.open_document(ref.data)) as doc:
             layer = doc.text_layer(ref.index, self.pdf_dpi, max_pixels=budget)
             if layer.page is not None:
                 return layer.page

@@ -151,6 +151,55 @@ def open_document(data: bytes):
         doc.close()
 
 
+class SharedDocument:
+    """One upload's PDF, opened at its first page read and kept open for the others: opening a
+    document and its forms costs about as much as reading a page's text layer. The task that reads
+    the pages owns it and calls close() when its reading ends; a page still being read then keeps it
+    open until that page is done, and one read after close() opens the file for itself."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self._doc: Document | None = None
+        self._users = 0
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def use(self):
+        with self._lock:
+            shared = not self._closed
+            if shared:
+                if self._doc is None:
+                    try:
+                        self._doc = _load(self.data)
+                    except PdfProblem as e:
+                        raise PermanentError(e.message, stage="ocr") from None
+                self._users += 1
+        if not shared:
+            with open_document(self.data) as doc:
+                yield doc
+            return
+        try:
+            yield self._doc
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            self._close_if_unused()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._close_if_unused()
+
+    def _close_if_unused(self) -> None:
+        if self._closed and self._users == 0 and self._doc is not None:
+            self._doc.close()
+            self._doc = None
+
+
 def inspect(data: bytes, *, max_pages: int) -> int:
     """Page count of a PDF fit to process, or BadInput saying what is wrong with this one."""
     try:

@@ -319,3 +319,25 @@ def test_a_skewed_scan_is_levelled_before_ocr(svc, http, tmp_path):
         ours = inputs.accuracy(read["text"])
         raw = inputs.accuracy(inputs.raw_tesseract(files[name], tmp_path, name))
         assert ours >= raw - 0.01 and ours >= 0.95, (name, ours, raw)
+
+
+def test_the_pages_of_a_pdf_share_one_open_document_until_the_reading_ends():
+    """Pages read through one SharedDocument equal pages read from their own opening; close() waits
+    for a page still being read, and a page read after close() opens the file for itself."""
+    from app import pdf
+    from app.pages import PageReader, PageRef
+    from app.ocr import Tesseract
+
+    data = inputs.text_pdf([inputs.KNOWN_LINES, ["Second page", "Total 12.50"]])
+    reader = PageReader(Tesseract())
+    shared = pdf.SharedDocument(data)
+    alone = [reader.read(PageRef(data, "application/pdf", i)) for i in range(2)]
+    together = [reader.read(PageRef(data, "application/pdf", i, document=shared)) for i in range(2)]
+    assert [p.to_dict() for p in together] == [p.to_dict() for p in alone]
+    assert all(p.source == "pdf_text" for p in together)
+    with shared.use() as doc:
+        shared.close()
+        assert len(doc) == 2  # still open: a page in flight keeps it
+    assert shared._doc is None  # closed once that page was done
+    late = reader.read(PageRef(data, "application/pdf", 1, document=shared))
+    assert late.to_dict() == alone[1].to_dict() and shared._doc is None

@@ -13,6 +13,7 @@ from .. import jsonio, ocr
 from ..artifacts import TaskArtifacts
 from ..ocr_pool import PageAborted
 from ..pages import PageRef
+from ..pdf import SharedDocument
 from ..errors import PermanentError, TaskCancelled, TaskError, TaskLost, TaskTimedOut, TransientError
 from ..engine.persist import persist
 from ..extract.base import Extraction, LibraryEntry
@@ -110,12 +111,17 @@ class TaskContext:
         kept = {i: ocr.PageText.from_dict(p) for i, p in self.s.db.kept_pages(self.task_id).items()}
         lang = self.options.get("lang", "eng")
         loaders = []  # pages.PageRef: each page is decoded in its OCR slot, so a big PDF is not held decoded
+        documents = []  # each PDF opened once for all its pages, closed when the reading ends
         artifacts = TaskArtifacts(self.s.settings.artifacts_dir)
         for f in self.files:
             data = self._file(f["sha256"])
+            document = SharedDocument(data) if f["media_type"] == "application/pdf" else None
+            if document is not None:
+                documents.append(document)
             for p in range(f["pages"]):
                 # The page's text-only PDF (its searchable PDF layer) is written by the same tesseract run.
-                loaders.append(PageRef(data, f["media_type"], p, layer=artifacts.layer(self.task_id, len(loaders))))
+                loaders.append(PageRef(data, f["media_type"], p, layer=artifacts.layer(self.task_id, len(loaders)),
+                                       document=document))
         total = len(loaders)
         pages = [kept.get(i) for i in range(total)]
         missing = [i for i in range(total) if pages[i] is None]
@@ -126,8 +132,12 @@ class TaskContext:
         done = total - len(missing)
         self.checkpoint(f"ocr {done}/{total} pages" + (" (reused)" if kept and not missing else ""),
                         OCR_SHARE * done / total)
-        if missing:
-            self._read(loaders, missing, pages, lang, done, total)
+        try:
+            if missing:
+                self._read(loaders, missing, pages, lang, done, total)
+        finally:
+            for document in documents:
+                document.close()
         self.pages_read = True
         self._pages = pages
         self._timed("ocr", started)
