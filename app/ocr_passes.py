@@ -115,9 +115,9 @@ def second_reading(recognise, image: Image.Image, first):
 
 def block_reading(recognise, image: Image.Image, kept):
     """`kept`, or the same image read as one block of text (`--psm 6`) when `kept` holds no date, is
-    neither a page of running text nor a short label read surely, and the block reading finds a date."""
-    label = kept.word_count < MIN_WORDS and kept.confidence >= SURE_CONFIDENCE  # short and read surely
-    if _dated(kept) or kept.word_count >= MAX_UNDATED_WORDS or label:
+    neither a page of running text nor one read surely (a clean page without a date has none to
+    lose: reading it again would double the cost of every such page), and the block reading finds a date."""
+    if _dated(kept) or kept.word_count >= MAX_UNDATED_WORDS or kept.confidence >= SURE_CONFIDENCE:
         return kept
     block = recognise(image, psm=BLOCK_PSM)
     block.rotation, block.deskew = kept.rotation, kept.deskew

@@ -104,10 +104,22 @@ def _undated(lines):
     return [line for line in lines if not line.startswith("Date")]
 
 
-def test_an_undated_strong_page_gets_one_block_reading_kept_only_with_a_date(engine):
+def test_an_undated_page_read_surely_is_read_once(engine):
+    """A clean page without a date has none to lose: no block reading (it would double its cost)."""
     image = ocr.prepare(draw_page(_undated(receipt_lines())))
     recognise, calls = _counting(engine)
     first = recognise(image)
+    assert not ocr_passes._dated(first)
+    if first.confidence < ocr_passes.SURE_CONFIDENCE:
+        pytest.skip(f"tesseract read the clean page at confidence {first.confidence}")
+    assert ocr_passes.second_reading(recognise, image, first) is first and len(calls) == 1
+
+
+def test_an_undated_doubtful_reading_gets_one_block_reading_kept_only_with_a_date(engine):
+    image = ocr.prepare(draw_page(_undated(receipt_lines())))
+    recognise, calls = _counting(engine)
+    first = recognise(image)
+    first.confidence = ocr_passes.SURE_CONFIDENCE - 5  # read with some doubt (not weak)
     assert not ocr_passes.weak(first) and not ocr_passes._dated(first)
     kept = ocr_passes.second_reading(recognise, image, first)
     assert calls == [(image.size, None), (image.size, ocr_passes.BLOCK_PSM)]
@@ -118,8 +130,8 @@ def test_the_block_reading_that_finds_the_date_is_kept(engine):
     undated = ocr.prepare(draw_page(_undated(receipt_lines())))
     dated = ocr.prepare(draw_page(receipt_lines()))
     recognise, calls = _counting(engine)
-    lost = recognise(undated)  # a reading that lost the date line
-    lost.rotation, lost.deskew = 90, 0.5
+    lost = recognise(undated)  # a doubtful reading that lost the date line
+    lost.rotation, lost.deskew, lost.confidence = 90, 0.5, ocr_passes.SURE_CONFIDENCE - 5
     kept = ocr_passes.block_reading(recognise, dated, lost)
     assert calls[-1] == (dated.size, ocr_passes.BLOCK_PSM)
     assert kept is not lost and ocr_passes._dated(kept)
