@@ -258,11 +258,14 @@ class _PageToPixels:
 
     def box(self, left: float, bottom: float, right: float, top: float) -> list[int]:
         a, b, x0, d, e, y0 = self._m
-        xs = (a * left + b * bottom + x0, a * right + b * top + x0)
-        ys = (d * left + e * bottom + y0, d * right + e * top + y0)
+        x1, x2 = a * left + b * bottom + x0, a * right + b * top + x0
+        y1, y2 = d * left + e * bottom + y0, d * right + e * top + y0
+        if x1 > x2:
+            x1, x2 = x2, x1
+        if y1 > y2:
+            y1, y2 = y2, y1
         w, h = self.size
-        return [max(0, math.floor(min(xs))), max(0, math.floor(min(ys))),
-                min(w, math.ceil(max(xs))), min(h, math.ceil(max(ys)))]
+        return [max(0, math.floor(x1)), max(0, math.floor(y1)), min(w, math.ceil(x2)), min(h, math.ceil(y2))]
 
 
 def _text_lines(textpage, to_px: _PageToPixels) -> tuple[list[dict], float]:

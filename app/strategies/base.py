@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 OCR_SHARE = 0.8  # progress 0..0.8 is OCR, the rest extraction
+PROGRESS_EVERY = 0.1  # s: pages read faster than this (text layers) share one progress write and wake-up
 DEADLINE_SLACK = 0.05  # seconds: a request cut at the deadline may return a hair before it
 
 
@@ -68,6 +69,7 @@ class TaskContext:
         self._pages: list | None = None
         self._batch = None
         self._aborted = False
+        self._checked = 0.0  # monotonic time of the last checkpoint
 
     # -- boundaries --------------------------------------------------------------------
     def remaining(self) -> float:
@@ -79,6 +81,7 @@ class TaskContext:
     def checkpoint(self, stage: str, progress: float) -> None:
         """Record progress and renew the lease; stop here if the task was cancelled, timed out or taken away."""
         self.stage = stage.split(" ")[0]
+        self._checked = time.monotonic()
         if self.remaining() <= 0:
             raise TaskTimedOut("task passed its deadline (DOCPROC_TASK_TIMEOUT)", stage=self.stage)
         now = self.s.clock()
@@ -167,7 +170,8 @@ class TaskContext:
                                      "keep page"):
                     raise TaskLost(self.task_id)
                 done += 1
-                self.checkpoint(f"ocr {done}/{total} pages", OCR_SHARE * done / total)
+                if done == total or time.monotonic() - self._checked >= PROGRESS_EVERY:
+                    self.checkpoint(f"ocr {done}/{total} pages", OCR_SHARE * done / total)
             finished = True
         finally:
             self._batch = None
