@@ -10,7 +10,7 @@ import tempfile
 import threading
 import uuid
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import pytesseract
@@ -109,8 +109,9 @@ class PageText:
         return self.word_count * self.confidence
 
     def to_dict(self) -> dict:
-        """The stored form (kept for retries), which from_dict reads back."""
-        return asdict(self)
+        """The stored form (kept for retries), which from_dict reads back. Shallow: it is serialised at
+        once (asdict's deep copy of every word cost more than the rest of storing a page)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "PageText":

@@ -64,6 +64,8 @@ class DateHit:
 
 def fold(text: str) -> str:
     """Lowercase without accents: "Février" -> "fevrier"."""
+    if text.isascii():  # most OCR text: nothing to strip
+        return text.lower()
     return "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
 
 

@@ -140,7 +140,14 @@ def same_row(a: Box, b: Box, overlap: float = 0.5) -> bool:
 def rows(page: Page) -> list[Span]:
     """The page's words in rows, top to bottom, each row left to right: a label and its amount printed
     in separate columns (separate OCR blocks) share a row; a tall OCR line spanning two printed rows
-    is split back into them."""
+    is split back into them. Made once per page (several rules read them)."""
+    made = page.__dict__.get("_rows")
+    if made is None:
+        made = page.__dict__["_rows"] = _rows(page)
+    return list(made)
+
+
+def _rows(page: Page) -> list[Span]:
     if not page.has_boxes:
         return list(page.lines)
     words = sorted((w for line in page.lines for w in line.words if w.box), key=lambda w: (w.box[1] + w.box[3]) / 2)
