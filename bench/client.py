@@ -167,7 +167,7 @@ def wait(url: str, task: dict, *, until=FINISHED, timeout: float = 600.0) -> dic
         r = session().get(f"{url}/api/tasks/{task['id']}", params={"wait": 30}, timeout=60)
         if r.status_code in (429, 503) and "Retry-After" in r.headers:
             # Over the long-poll cap: poll instead, as the error says (a plain GET is never capped).
-            time.sleep(0.05)
+            time.sleep(0.5)
             r = session().get(f"{url}/api/tasks/{task['id']}", timeout=60)
         r.raise_for_status()
         task = r.json()

@@ -73,7 +73,9 @@ class Cluster:
         self.pg, self.url = pg, url
         base = {k: v for k, v in os.environ.items() if not k.startswith(("DOCPROC_", "OPENAI_"))}
         shared = {"DOCPROC_DATABASE_URL": url, "DOCPROC_BROKER_URL": redis.url(redis.new_db()),
-                  "DOCPROC_RATE_LIMIT": "0", "DOCPROC_MAX_PENDING": "100000", **env}
+                  "DOCPROC_RATE_LIMIT": "0", "DOCPROC_MAX_PENDING": "100000",
+                  # Long-polls per tenant are a quarter of the HTTP threads: room for the 24 clients' waits.
+                  "DOCPROC_HTTP_THREADS": "128", **env}
         self.api = ServiceProcess(workdir, name, env=shared)
         data = str(self.api.workdir / "data")
         self.workers = [WorkerProcess(self.api.workdir, f"worker{i}", worker_argv,
