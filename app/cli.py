@@ -335,11 +335,16 @@ def submit(files, task_type, priority, pairs, options_json, fields, together, wa
     _finish(url, key, tasks, labels, wait, progress)
 
 
-def _task_id(ctx, param, value):
-    # An id that cannot exist would only come back as a 404; say so without a round trip.
-    if not is_uuid(value):
-        raise Exit(f"no such task: {value!r} is not a task id", 4)
-    return value
+def _an_id_of(kind: str):
+    """A click callback: an id that cannot exist would only come back as a 404; say so without a round trip."""
+    def check(ctx, param, value):
+        if not is_uuid(value):
+            raise Exit(f"no such {kind}: {value!r} is not a {kind} id", 4)
+        return value
+    return check
+
+
+_task_id, _batch_id = _an_id_of("task"), _an_id_of("batch")
 
 
 @main.command(context_settings=CONTEXT, epilog=EXIT_CODES)
@@ -385,12 +390,6 @@ def cancel(task_id, url, key):
     _emit(task)
     if task["status"] != "cancelled":
         click.echo(f"docproc: task {task_id} will stop at its next stage boundary", err=True)
-
-
-def _batch_id(ctx, param, value):
-    if not is_uuid(value):
-        raise Exit(f"no such batch: {value!r} is not a batch id", 4)
-    return value
 
 
 @main.command(context_settings=CONTEXT, epilog=EXIT_CODES)

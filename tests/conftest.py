@@ -15,6 +15,26 @@ from app.server import Service
 from backends import BACKENDS, open_backend
 
 
+@pytest.fixture(scope="session")
+def corpus_root():
+    """../shared/corpus (or DOCPROC_CORPUS); the tests that need it skip, saying why, when it is missing."""
+    from bench import quality_corpus
+
+    root = quality_corpus.corpus_dir()
+    reason = quality_corpus.missing_reason(root)
+    if reason:
+        pytest.skip(reason)
+    return root
+
+
+@pytest.fixture(scope="session")
+def corpus(corpus_root):
+    """The corpus' documents with their truth, by set."""
+    from bench import quality_corpus
+
+    return quality_corpus.load(corpus_root)
+
+
 def make_settings(tmp_path: Path, **overrides) -> Settings:
     """Settings independent of the caller's environment, sized for tests."""
     base = dict(host="127.0.0.1", port=0, data_dir=tmp_path / "data", workers=3, ocr_concurrency=2,

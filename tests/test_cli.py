@@ -253,14 +253,8 @@ def test_keys_with_a_bad_setting_is_a_usage_error(tmp_path):
 
 # -- requested fields and exports, on real corpus invoices ------------------------------------------
 @pytest.fixture(scope="module")
-def invoices():
-    from bench import quality_corpus
-
-    root = quality_corpus.corpus_dir()
-    reason = quality_corpus.missing_reason(root)
-    if reason:
-        pytest.skip(reason)
-    docs = {d.name: d for d in quality_corpus.load(root)["invoices"]}
+def invoices(corpus):
+    docs = {d.name: d for d in corpus["invoices"]}
     return [docs["coolblue1"], docs["QualityHosting"]]
 
 

@@ -13,22 +13,13 @@ from app.auth import create_key
 from app.exports import BASE_COLUMNS, KV_COLUMNS, csv_lines, safe_cell, task_record
 from app.extract.fields import parse_fields
 from app.server import Service
-from bench import quality_corpus, quality_score
+from bench import quality_score
 from conftest import make_settings, wait_for
 
 FIELDS = ["invoice_number", "order number", {"name": "due_date", "type": "date"}, {"name": "total", "type": "amount"}]
 FIELD_COLUMNS = ["field:invoice_number", "field:order number", "field:due_date", "field:total", "field:total:currency"]
 # Names as uploaded: the comma and quotes must survive CSV quoting; the leading = must not become a formula.
 UPLOAD_NAMES = {"coolblue1": 'coolblue, "1".pdf', "NetpresseInvoice": "=netpresse.pdf"}
-
-
-@pytest.fixture(scope="module")
-def corpus():
-    root = quality_corpus.corpus_dir()
-    reason = quality_corpus.missing_reason(root)
-    if reason:
-        pytest.skip(reason)
-    return quality_corpus.load(root)
 
 
 @pytest.fixture(scope="module")

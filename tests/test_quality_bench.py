@@ -6,15 +6,6 @@ import pytest
 from bench import quality, quality_corpus, quality_score
 
 
-@pytest.fixture(scope="module")
-def corpus_root():
-    root = quality_corpus.corpus_dir()
-    reason = quality_corpus.missing_reason(root)
-    if reason:
-        pytest.skip(reason)
-    return root
-
-
 def test_a_slice_of_every_set(corpus_root, tmp_path):
     out = tmp_path / "QUALITY.md"
     text = quality.main(["--limit", "1", "--output", str(out)])

@@ -9,17 +9,8 @@ from app import create_app, ocr, pages
 from app.extract.fields import MAX_FIELDS, MAX_NAME_CHARS, parse_fields
 from app.extract.llm import LLMExtractor
 from app.extract.local import LocalExtractor
-from bench import quality_corpus, quality_score
+from bench import quality_score
 from conftest import llm_settings, wait_for
-
-
-@pytest.fixture(scope="module")
-def corpus():
-    root = quality_corpus.corpus_dir()
-    reason = quality_corpus.missing_reason(root)
-    if reason:
-        pytest.skip(reason)
-    return quality_corpus.load(root)
 
 
 def _read(path) -> list:

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from app.auth import create_key
-from bench import quality_corpus, quality_score
+from bench import quality_score
 from drawing import blank_form_lines, draw_page, invoice_lines, png_bytes, receipt_lines
 
 CHROMIUM = "/usr/bin/chromium"
@@ -285,12 +285,8 @@ def overlap(inner, outer) -> float:
 
 
 @pytest.fixture(scope="module")
-def receipts():
-    root = quality_corpus.corpus_dir()
-    reason = quality_corpus.missing_reason(root)
-    if reason:
-        pytest.skip(reason)
-    return {d.name: d for d in quality_corpus.load(root)["receipts"]}
+def receipts(corpus):
+    return {d.name: d for d in corpus["receipts"]}
 
 
 def click_total_and_check_its_box(page, card, result: dict, doc, turn: int = 0) -> None:
