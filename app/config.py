@@ -76,6 +76,7 @@ class Settings:
     max_pages: int = 200
     max_pixels: int = 89_000_000  # hard cap on one decoded image (Pillow's own bomb limit is 89.5 Mpx)
     ocr_max_pixels: int = 36_000_000  # larger pages are scaled down to this before OCR
+    decoded_handoff_mb: int = 128  # embedded: images decoded at intake are held this far for OCR (0: decode again)
     pdf_dpi: int = 150
     file_retention: float = 7 * 86400.0
     task_retention: float = 30 * 86400.0
@@ -189,6 +190,7 @@ _ENV = [
     ("max_pages", "DOCPROC_MAX_PAGES", _int, (1,)),
     ("max_pixels", "DOCPROC_MAX_PIXELS", _int, (1,)),
     ("ocr_max_pixels", "DOCPROC_OCR_MAX_PIXELS", _int, (1_000_000, 500_000_000)),
+    ("decoded_handoff_mb", "DOCPROC_DECODED_HANDOFF_MB", _int, (0, 65536)),
     ("pdf_dpi", "DOCPROC_PDF_DPI", _int, (50, 600)),
     ("file_retention", "DOCPROC_FILE_RETENTION", _float, ()),
     ("task_retention", "DOCPROC_TASK_RETENTION", _float, ()),

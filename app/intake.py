@@ -222,14 +222,18 @@ class InspectionCache:
 
 
 def inspect_uploads(uploads: list[Upload], hashes: list[str], settings, *, tenant: str,
-                    cache: InspectionCache) -> list[dict]:
-    """Validate every file (type, pixels, pages); the file records the task input keeps."""
+                    cache: InspectionCache, decoded=None) -> list[dict]:
+    """Validate every file (type, pixels, pages); the file records the task input keeps.
+
+    decoded (handoff.DecodedPages, embedded process only) keeps the frames decoded here for OCR.
+    """
     records = []
     for up, sha256 in zip(uploads, hashes):
         info = cache.get(tenant, sha256)
         if info is None:
             info = pages.inspect_upload(up.data, max_pixels=settings.max_pixels, max_pages=settings.max_pages,
-                                        pdf_dpi=settings.pdf_dpi)
+                                        pdf_dpi=settings.pdf_dpi,
+                                        keep=decoded.keeper(sha256) if decoded is not None else None)
             cache.put(tenant, sha256, info)
         records.append({"name": up.name, "media_type": info.media_type, "pages": info.pages, "size": len(up.data)})
     return records
@@ -258,7 +262,35 @@ def submit(sub: Submission, *, tenant: str, rt, batch: bool = False) -> tuple[li
     if len(sub.uploads) > max_files:
         raise BadInput(413, "too_many_files", f"at most {max_files} files per request")
     hashes = [store.digest(u.data) for u in sub.uploads]
-    records = inspect_uploads(sub.uploads, hashes, settings, tenant=tenant, cache=rt.inspections)
+    decoded = rt.decoded
+    try:
+        records = inspect_uploads(sub.uploads, hashes, settings, tenant=tenant, cache=rt.inspections,
+                                  decoded=decoded)
+        rows, batch_id, tasks = _store(sub, records, hashes, tenant=tenant, rt=rt, batch=batch)
+    except BaseException:
+        for sha256 in hashes if decoded is not None else ():
+            decoded.discard(sha256)  # nothing will read these pages
+        raise
+    if decoded is not None:
+        read = {f["sha256"] for t in tasks if t.cached_result is None for f in t.input["files"]}
+        for sha256 in set(hashes) - read:
+            decoded.discard(sha256)  # answered from the cache: no OCR will take these pages
+    for t in tasks:
+        if t.cached_result is None:
+            rt.dispatcher.dispatch(t.id, t.priority)
+        logger.info("task %s submitted: type=%s files=%d priority=%d%s", t.id, t.type, len(t.input["files"]),
+                    t.priority, " (from cache)" if t.cached_result is not None else "")
+    if rt.metrics is not None:
+        rt.metrics.on_submitted(sub.type, len(tasks))
+    for t, row in zip(tasks, rows):
+        if t.cached_result is not None:
+            rt.lifecycle.announce(row)  # born completed: the same hooks as any ending
+    return rows, batch_id
+
+
+def _store(sub: Submission, records: list[dict], hashes: list[str], *, tenant: str, rt, batch: bool):
+    """The task rows (and the batch) of a checked submission, with its files, in one transaction."""
+    settings, db, store = rt.settings, rt.db, rt.store
     if not batch and sum(r["pages"] for r in records) > settings.max_pages:
         raise BadInput(413, "too_many_pages", f"at most {settings.max_pages} pages per task")
     groups = [[i] for i in range(len(records))] if batch else [list(range(len(records)))]
@@ -289,17 +321,7 @@ def submit(sub: Submission, *, tenant: str, rt, batch: bool = False) -> tuple[li
         if rows is None:  # a racing request took the last places: say which cap, as the early check would
             _admit(db.pending_counts(tenant), queued, limits)
             raise BadInput(503, "overloaded", "too many tasks are waiting; try again later", {"Retry-After": "5"})
-    for t in tasks:
-        if t.cached_result is None:
-            rt.dispatcher.dispatch(t.id, t.priority)
-        logger.info("task %s submitted: type=%s files=%d priority=%d%s", t.id, t.type, len(t.input["files"]),
-                    t.priority, " (from cache)" if t.cached_result is not None else "")
-    if rt.metrics is not None:
-        rt.metrics.on_submitted(sub.type, len(tasks))
-    for t, row in zip(tasks, rows):
-        if t.cached_result is not None:
-            rt.lifecycle.announce(row)  # born completed: the same hooks as any ending
-    return rows, batch_id
+    return rows, batch_id, tasks
 
 
 def admission_limits(settings) -> tuple[int, int]:

@@ -7,6 +7,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from PIL import (BmpImagePlugin, GifImagePlugin, Image, ImageOps, Jpeg2KImagePlugin, JpegImagePlugin, PngImagePlugin,
                  TiffImagePlugin, WebPImagePlugin)
@@ -70,11 +71,13 @@ class UploadInfo:
     pages: int
 
 
-def inspect_upload(data: bytes, *, max_pixels: int, max_pages: int, pdf_dpi: int = 150) -> UploadInfo:
+def inspect_upload(data: bytes, *, max_pixels: int, max_pages: int, pdf_dpi: int = 150,
+                   keep: Callable[[int, Image.Image], None] | None = None) -> UploadInfo:
     """Validate an upload completely (decode every frame) or raise BadInput.
 
     max_pixels is the hard cap on one decoded image: a larger one is refused before it is
     decoded. PDF pages are rendered to fit the OCR budget instead, so only their count is limited.
+    keep(index, frame) is shown each decoded image frame before it is closed (handoff.DecodedPages).
     """
     if not data:
         raise BadInput(400, "empty_file", "the file is empty")
@@ -84,7 +87,7 @@ def inspect_upload(data: bytes, *, max_pixels: int, max_pages: int, pdf_dpi: int
     if media_type == "application/pdf":
         pages = pdf.inspect(data, max_pages=max_pages)
     else:
-        pages = _inspect_image(data, media_type, max_pixels=max_pixels, max_pages=max_pages)
+        pages = _inspect_image(data, media_type, max_pixels=max_pixels, max_pages=max_pages, keep=keep)
     return UploadInfo(media_type=media_type, pages=pages)
 
 
@@ -119,7 +122,7 @@ def _frame_count(im: Image.Image, media_type: str) -> int:
     return getattr(im, "n_frames", 1) if media_type == "image/tiff" else 1
 
 
-def _inspect_image(data: bytes, media_type: str, *, max_pixels: int, max_pages: int) -> int:
+def _inspect_image(data: bytes, media_type: str, *, max_pixels: int, max_pages: int, keep=None) -> int:
     limit = _pixel_limit(max_pixels)
     im = _open_image(data, media_type)
     try:
@@ -136,6 +139,8 @@ def _inspect_image(data: bytes, media_type: str, *, max_pixels: int, max_pages: 
                     im.seek(index)
                 _check_size(im.width, im.height, limit, what)  # header only: nothing decoded yet
                 im.load()
+                if keep is not None:
+                    keep(index, im)
             except Image.DecompressionBombError as e:
                 raise BadInput(400, "image_too_large", str(e)) from None
             except _DECODE_ERRORS as e:
@@ -181,10 +186,14 @@ def _image_frame(im: Image.Image, index: int, max_pixels: int | None) -> Image.I
             factor = math.sqrt(max_pixels / (im.width * im.height))
             im.draft(im.mode, (math.ceil(im.width * factor), math.ceil(im.height * factor)))
         im.load()
-        # exif_transpose also copies: the page no longer needs the file.
-        return ImageOps.exif_transpose(im)
+        return upright(im)
     except _DECODE_ERRORS as e:
         raise PermanentError(f"cannot decode page {index + 1}: {e}", stage="ocr") from None
+
+
+def upright(frame: Image.Image) -> Image.Image:
+    """A decoded frame turned by its EXIF orientation; a copy, so the page no longer needs the file."""
+    return ImageOps.exif_transpose(frame)
 
 
 @dataclass(frozen=True)
@@ -196,19 +205,25 @@ class PageRef:
     index: int
     layer: Path | None = None  # where OCR writes the page's text-only PDF (the searchable PDF's layer)
     document: pdf.SharedDocument | None = None  # a PDF's pages share one open document (else each opens it)
+    sha256: str | None = None  # the stored file's digest: the key of a page intake already decoded
 
 
 class PageReader:
     """Reads one page: a PDF page's own text layer when it is real text, tesseract on the page image otherwise."""
 
-    def __init__(self, engine, *, pdf_dpi: int = 150):
+    def __init__(self, engine, *, pdf_dpi: int = 150, decoded=None):
         self.engine = engine
         self.pdf_dpi = pdf_dpi
+        self.decoded = decoded  # handoff.DecodedPages: images intake decoded in this process, or None
 
     def read(self, ref: PageRef, lang: str = "eng", *, timeout: float | None = None) -> PageText:
         budget = self.engine.max_pixels
         if ref.media_type != "application/pdf":
-            image = load_page(ref.data, ref.media_type, ref.index, max_pixels=budget)
+            image = None
+            if self.decoded is not None and ref.sha256 is not None:
+                image = self.decoded.take(ref.sha256, ref.index)
+            if image is None:
+                image = load_page(ref.data, ref.media_type, ref.index, max_pixels=budget)
             return self.engine.read(image, lang, timeout=timeout, layer=ref.layer)
         with (ref.document.use() if ref.document is not None else pdf.open_document(ref.data)) as doc:
             layer = doc.text_layer(ref.index, self.pdf_dpi, max_pixels=budget)

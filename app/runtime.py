@@ -21,6 +21,7 @@ from .engine.execute import Executor
 from .engine.lifecycle import Lifecycle
 from .engine.notify import LocalNotifier
 from .engine.store import TaskStore
+from .handoff import DecodedPages
 from .intake import InspectionCache
 from .janitor import Janitor
 from .metrics import Metrics
@@ -57,6 +58,7 @@ class Runtime:
     documents: Documents | None = None
     role: str = "embedded"
     celery: object = None  # the Celery app of the distributed roles
+    decoded: DecodedPages | None = None  # embedded: pages intake decoded, for this process's OCR slots
 
     @property
     def dispatcher(self):
@@ -115,7 +117,10 @@ def build_runtime(settings: Settings, *, clock=time.time, extractor=None, role: 
         events = PostgresNotifier(db.database)
     lifecycle = Lifecycle(db, events, clock)
     engine = ocr_engine or Tesseract(timeout=settings.ocr_timeout, max_pixels=settings.ocr_max_pixels)
-    reader = PageReader(engine, pdf_dpi=settings.pdf_dpi)
+    # Only the embedded process both takes uploads and reads them: elsewhere a decoded page would wait for no one.
+    decoded = (DecodedPages(settings.decoded_handoff_mb * 1024 * 1024, max_pixels=settings.ocr_max_pixels)
+               if role == "embedded" and settings.decoded_handoff_mb else None)
+    reader = PageReader(engine, pdf_dpi=settings.pdf_dpi, decoded=decoded)
     ocr_pool = OcrPool(reader.read, settings.effective_ocr_concurrency, clock=clock,
                        on_stop=getattr(engine, "close", None))
     extractor = extractor or make_extractor(settings)
@@ -148,6 +153,7 @@ def build_runtime(settings: Settings, *, clock=time.time, extractor=None, role: 
     rt = Runtime(settings=settings, db=db, store=store, queue=queue, events=events, lifecycle=lifecycle,
                  ocr_engine=engine, ocr_pool=ocr_pool, extractor=extractor, executor=executor, pool=pool,
                  clock=clock, started_at=clock(), metrics=metrics, webhooks=webhooks, role=role, celery=celery,
+                 decoded=decoded,
                  documents=Documents(db, store, TaskArtifacts(settings.artifacts_dir), reader))
     metrics.watch(rt)
     return rt

@@ -18,7 +18,10 @@ class LocalNotifier:
     """A version counter per task id; waiters wake when it moves."""
 
     def __init__(self, remember: int = 100_000):
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        # One condition per task someone waits on: a change wakes that task's waiters only, not
+        # every long-poll of the service (each woken waiter costs a GIL round trip for nothing).
+        self._waiting: dict[str, list] = {}  # task id -> [condition on _lock, waiters]
         self._versions: "OrderedDict[str, int]" = OrderedDict()
         self._remember = remember
         self._cancel_hooks: list[Callable[[str], None]] = []
@@ -26,7 +29,7 @@ class LocalNotifier:
         self._epoch = 0  # added to every version: heard_all() moves them all at once
 
     def version(self, task_id: str) -> int:
-        with self._cond:
+        with self._lock:
             return self._versions.get(task_id, 0) + self._epoch
 
     def publish(self, task_id: str) -> None:
@@ -35,27 +38,42 @@ class LocalNotifier:
 
     def heard(self, task_id: str) -> None:
         """A change made here or, through a listener, by another process."""
-        with self._cond:
+        with self._lock:
             self._versions[task_id] = self._versions.pop(task_id, 0) + 1
             if len(self._versions) > self._remember:
                 self._versions.popitem(last=False)
-            self._cond.notify_all()
+            waiting = self._waiting.get(task_id)
+            if waiting is not None:
+                waiting[0].notify_all()
 
     def heard_all(self) -> None:
         """Changes may have been missed (a listener reconnected): every waiter looks again."""
-        with self._cond:
+        with self._lock:
             self._epoch += 1
-            self._cond.notify_all()
+            self._wake_all()
 
     def wait(self, task_id: str, seen: int, timeout: float) -> int:
         end = time.monotonic() + timeout
-        with self._cond:
-            while self._versions.get(task_id, 0) + self._epoch == seen and not self._closed:
-                left = end - time.monotonic()
-                if left <= 0:
-                    break
-                self._cond.wait(left)
+        with self._lock:
+            if self._versions.get(task_id, 0) + self._epoch != seen or self._closed:
+                return self._versions.get(task_id, 0) + self._epoch
+            waiting = self._waiting.setdefault(task_id, [threading.Condition(self._lock), 0])
+            waiting[1] += 1
+            try:
+                while self._versions.get(task_id, 0) + self._epoch == seen and not self._closed:
+                    left = end - time.monotonic()
+                    if left <= 0:
+                        break
+                    waiting[0].wait(left)
+            finally:
+                waiting[1] -= 1
+                if not waiting[1]:
+                    del self._waiting[task_id]
             return self._versions.get(task_id, 0) + self._epoch
+
+    def _wake_all(self) -> None:
+        for condition, _ in self._waiting.values():
+            condition.notify_all()
 
     def announce_cancel(self, task_id: str) -> None:
         self.heard_cancel(task_id)
@@ -75,6 +93,6 @@ class LocalNotifier:
         return self._closed
 
     def close(self) -> None:
-        with self._cond:
+        with self._lock:
             self._closed = True
-            self._cond.notify_all()
+            self._wake_all()

@@ -124,7 +124,7 @@ class TaskContext:
             for p in range(f["pages"]):
                 # The page's text-only PDF (its searchable PDF layer) is written by the same tesseract run.
                 loaders.append(PageRef(data, f["media_type"], p, layer=artifacts.layer(self.task_id, len(loaders)),
-                                       document=document))
+                                       document=document, sha256=f["sha256"]))
         total = len(loaders)
         pages = [kept.get(i) for i in range(total)]
         missing = [i for i in range(total) if pages[i] is None]
