@@ -5,6 +5,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 # Month names and abbreviations in English, German, French, Dutch, Spanish, Italian and Malay
 # (accents stripped, lowercase).
@@ -53,7 +54,7 @@ _D = r"[\dodqilj|!zsbg]"
 _DATE_SHAPED = re.compile(rf"(?<![\w|!]){_D}{{1,2}}([-/.]){_D}{{1,2}}\1(?:{_D}{{4}}|{_D}{{2}})(?![\w|!])")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DateHit:
     start: int
     end: int
@@ -99,6 +100,11 @@ def _year(raw: str) -> int:
 
 def find_dates(text: str, *, day_first: bool = True) -> list[DateHit]:
     """Every date in the text, in reading order; overlapping matches keep the first pattern's."""
+    return list(_find_dates(text, day_first))
+
+
+@lru_cache(maxsize=4096)  # the rules of one page ask about the same lines several times
+def _find_dates(text: str, day_first: bool) -> tuple[DateHit, ...]:
     folded = fold(text)
     if len(folded) != len(text):  # a character that folds to several: positions would drift
         folded = text.lower()
@@ -111,7 +117,7 @@ def find_dates(text: str, *, day_first: bool = True) -> list[DateHit]:
             hit = _convert(kind, m, day_first)
             if hit and not any(h.start < m.end() and m.start() < h.end for h in hits):
                 hits.append(hit)
-    return sorted(hits, key=lambda h: h.start)
+    return tuple(sorted(hits, key=lambda h: h.start))
 
 
 def _digits_of(m: re.Match) -> str:
