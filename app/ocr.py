@@ -8,10 +8,12 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Callable
 
 import pytesseract
 from PIL import Image, ImageOps
@@ -28,6 +30,7 @@ DEFAULT_MAX_PIXELS = 36_000_000  # the OCR budget: A4 at 600 dpi fits, A3 is rea
 WEAK_CONFIDENCE = 60.0
 WEAK_WORDS = 3
 MIN_OSD_CONFIDENCE = 2.0
+HALT_SECONDS = 0.5  # how long an exit at once may spend making sure no run and no file is left
 # What can succeed a moment later: a full disk, exhausted memory or processes, an interrupted call.
 _PASSING_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EAGAIN, errno.ENOMEM, errno.EMFILE, errno.ENFILE,
                    errno.EINTR, errno.EBUSY}
@@ -165,9 +168,24 @@ class Tesseract:
             self._languages = set(self._call(pytesseract.get_languages)) - {"osd"}
         return self._languages
 
-    def halt(self) -> None:
-        """For a process about to exit at once: no run starts any more, and the files go."""
-        self._closing = True  # a slot between two runs cannot leave a tesseract behind
+    def halt(self, kill_runs: Callable[[], int]) -> None:
+        """For a process about to exit at once: no run starts any more, the running ones are killed
+        (kill_runs: how many it killed), then the files go.
+
+        Killed before removed: a run still going would write its outputs into the emptied directory.
+        A slot that passed the closing check a moment ago may still start one run, so this repeats
+        until a round kills nothing and the directory is gone.
+        """
+        self._closing = True
+        workdir = self._workdir
+        end = time.monotonic() + HALT_SECONDS
+        while True:
+            killed = kill_runs()
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
+            if (not killed and (workdir is None or not workdir.exists())) or time.monotonic() > end:
+                break
+            time.sleep(0.02)
         self.close()
 
     def close(self) -> None:
@@ -265,12 +283,12 @@ class Tesseract:
         return 0
 
     def _save_input(self, image: Image.Image, base: Path) -> None:
-        if self._closing:
-            raise TransientError("OCR is stopping (the service shuts down)", stage="ocr")
         # Uncompressed TIFF is the cheapest to write and read. The compression is explicit because a
         # page decoded from a G4 scan still carries info["compression"] = "group4", which Pillow would
         # reuse, and libtiff refuses G4 for 8-bit data.
         self._call(image.save, base.with_suffix(".tif"), format="TIFF", compression="raw")
+        if self._closing:  # checked after the save, the moment before the run starts
+            raise TransientError("OCR is stopping (the service shuts down)", stage="ocr")
 
     @contextmanager
     def _files(self):

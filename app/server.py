@@ -104,16 +104,20 @@ def serve(settings: Settings | None = None) -> int:
         received.append(signum)
         if len(received) > 1:
             os.write(2, b"docproc: second signal, exiting now\n")
+            kill_runs = service.rt.ocr_pool.kill_running  # no tesseract may outlive the service
             halt = getattr(service.rt.ocr_engine, "halt", None)
             if halt is not None:
-                halt()  # no new tesseract run starts, and the input files go
-            service.rt.ocr_pool.kill_running()  # no tesseract may outlive the service
+                halt(kill_runs)  # no new run starts, the running ones die, then their files go
+            kill_runs()
             os._exit(1)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    stop.wait()
+    # A timed wait, not stop.wait(): the kernel may hand the signal to any thread, and a main thread
+    # blocked on a lock is then never woken to run the Python handler (the service ignored SIGTERM).
+    while not stop.wait(0.2):
+        pass
     logger.info("signal %s: draining (grace %.0fs)", received[0], settings.shutdown_grace)
     service.stop()
     return 0
