@@ -79,7 +79,8 @@ def _to_gray(image: Image.Image) -> Image.Image:
         if high <= low:
             return Image.new("L", image.size, 255)
         scale = 255.0 / (high - low)
-        return image.point(lambda v: (v - low) * scale).convert("L")
+        # + 0.5: rounded, not truncated, so a page stored as 16 bits from 8 gets its own values back
+        return image.point(lambda v: (v - low) * scale + 0.5).convert("L")
     if mode not in ("1", "RGB", "P", "CMYK"):
         image = image.convert("RGB")  # YCbCr, LAB, HSV and friends go through RGB
     return image.convert("L")

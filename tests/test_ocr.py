@@ -255,3 +255,14 @@ def test_16_bit_samples_are_stretched_not_clipped():
     gray = ocr.prepare(page)
     assert gray.mode == "L" and gray.size == (700, 700)
     assert gray.getpixel((200, 150)) == 0 and gray.getpixel((500, 500)) == 255
+
+
+@pytest.mark.parametrize("low, high", [(150, 4000), (2500, 62000), (0, 65535)])
+def test_an_8_bit_page_stored_in_16_bits_comes_back_exactly(low, high):
+    """Rounded, not truncated: on a noisy fax a value off by one changes what tesseract reads."""
+    import inputs
+
+    page = drawing.draw_page(inputs.KNOWN_LINES, size=(700, 700))
+    assert page.getextrema() == (0, 255)  # the whole range: stretching it back changes nothing
+    gray = ocr.prepare(pages.load_page(inputs.png16(page, rgb=False, low=low, high=high), "image/png", 0))
+    assert gray.tobytes() == page.tobytes()

@@ -100,6 +100,19 @@ def test_without_dates_the_weightier_reading_wins():
     assert ocr_passes.better(clear, noisy) and not ocr_passes.better(noisy, clear)
 
 
+def test_a_reading_that_dropped_most_words_is_not_better_however_sure():
+    """Thickened strokes of a noisy fax: fewer words read more surely is lost text, not a better reading."""
+    lines = [("Date: 05/02/2018 received by fax", 45), ("Brand manager review of the March plan", 40),
+             ("Please return the signed copy to the office", 45), ("Total budget 12,500", 60)]
+    first = _reading(*lines)
+    blobs = _reading(("Date: 05/02/2018", 95), ("Total budget 12,500", 95))
+    assert ocr_passes.quality(blobs) > ocr_passes.quality(first) and ocr_passes._dated(blobs)
+    assert blobs.word_count < ocr_passes.MIN_WORD_SHARE * first.word_count
+    assert not ocr_passes.better(blobs, first)
+    kept_most = _reading(*lines[:3], ("Total budget 12,500", 95))  # the same words, one line surer
+    assert ocr_passes.better(kept_most, first)
+
+
 def _undated(lines):
     return [line for line in lines if not line.startswith("Date")]
 
@@ -136,6 +149,18 @@ def test_the_block_reading_that_finds_the_date_is_kept(engine):
     assert calls[-1] == (dated.size, ocr_passes.BLOCK_PSM)
     assert kept is not lost and ocr_passes._dated(kept)
     assert (kept.rotation, kept.deskew) == (90, 0.5) and (kept.width, kept.height) == dated.size
+
+
+def test_a_block_reading_much_worse_than_the_kept_one_is_dropped_despite_a_date():
+    kept = _reading(("Brand manager review of the March plan", 85), ("Please return the signed copy", 85),
+                    ("to the office by Friday", 80))
+    kept.confidence = ocr_passes.SURE_CONFIDENCE - 5
+    garbled = _reading(("Brand mgr rev 1/2/98 Pl", 55), ("ret sgd cpy", 40))  # columns merged, a stray date
+    fair = _reading(("Brand manager review of the March plan 1/2/98", 80), ("Please return the signed copy", 85),
+                    ("to the office by Friday", 80))
+    assert ocr_passes._dated(garbled) and ocr_passes._dated(fair) and not ocr_passes._dated(kept)
+    assert ocr_passes.block_reading(lambda image, psm=None: garbled, None, kept) is kept
+    assert ocr_passes.block_reading(lambda image, psm=None: fair, None, kept) is fair
 
 
 def test_a_page_of_running_text_without_a_date_is_read_once(engine):
