@@ -288,13 +288,17 @@ class Tesseract:
         # page decoded from a G4 scan still carries info["compression"] = "group4", which Pillow would
         # reuse, and libtiff refuses G4 for 8-bit data.
         self._call(image.save, base.with_suffix(".tif"), format="TIFF", compression="raw")
-        if self._closing:  # checked after the save, the moment before the run starts
+        self._check_open()  # again after the save, the moment before the run starts
+
+    def _check_open(self) -> None:
+        if self._closing:
             raise TransientError("OCR is stopping (the service shuts down)", stage="ocr")
 
     @contextmanager
     def _files(self):
         """A fresh base path in the private directory; every file named after it goes at the end."""
         with self._workdir_lock:
+            self._check_open()  # a halted engine makes no new directory that nobody would remove
             if self._workdir is None or not self._workdir.is_dir():
                 self._workdir = Path(tempfile.mkdtemp(prefix="docproc-ocr-"))
             base = self._workdir / uuid.uuid4().hex

@@ -108,7 +108,8 @@ def serve(settings: Settings | None = None) -> int:
             halt = getattr(service.rt.ocr_engine, "halt", None)
             if halt is not None:
                 halt(kill_runs)  # no new run starts, the running ones die, then their files go
-            kill_runs()
+            else:
+                kill_runs()
             os._exit(1)
         stop.set()
 
